@@ -1,0 +1,72 @@
+"""The command line's one stderr console and its one error path.
+
+Results and ``--json`` go to stdout (plain ``print``); messages, warnings and progress go to
+stderr through :data:`err`. Expected failures (:class:`~mrirecon.errors.MriReconError`, click
+usage errors) become one red line and an exit code; they never show a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from typer.core import TyperGroup
+
+from mrirecon.errors import MriReconError
+
+# click's exception classes, wherever this Typer keeps click (real or vendored)
+_click_exceptions = importlib.import_module(typer.BadParameter.__module__)
+UsageError = _click_exceptions.UsageError
+ClickException = _click_exceptions.ClickException
+
+err = Console(stderr=True, soft_wrap=True, highlight=False)
+
+
+def error_line(message: str) -> None:
+    """Print ``error: message`` on stderr as one line (newlines folded)."""
+    one_line = " ".join(str(message).split())
+    err.print(f"[bold red]error:[/] {escape(one_line)}")
+
+
+def info(message: str) -> None:
+    """A message for people (stderr)."""
+    err.print(message)
+
+
+def emit_json(data: Any) -> None:
+    """Machine-readable output on stdout."""
+    print(json.dumps(data, indent=2, default=str))
+
+
+class CliGroup(TyperGroup):
+    """Typer's group with our error path: one line on stderr and a meaningful exit code.
+
+    Exit codes: 0 success, 1 runtime failure (bad file, output exists), 2 usage error (bad
+    option value), 130 interrupted.
+    """
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        try:
+            rv = super().main(*args, standalone_mode=False, **kwargs)
+            code = rv if isinstance(rv, int) else 0
+        except MriReconError as exc:
+            error_line(str(exc))
+            code = exc.exit_code
+        except UsageError as exc:
+            hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+            error_line(exc.format_message() + hint)
+            code = exc.exit_code
+        except ClickException as exc:
+            error_line(exc.format_message())
+            code = exc.exit_code
+        except typer.Abort:
+            error_line("aborted")
+            code = 130
+        if standalone_mode:
+            sys.exit(code)
+        return code

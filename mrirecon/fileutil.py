@@ -1,0 +1,69 @@
+"""Writing outputs safely: never overwrite by accident, never leave a half-written file.
+
+Writers call :func:`check_writable` for every path they will produce *before* writing any of
+them, then write each through :func:`atomic_path`, which hands out a temporary name in the same
+folder and renames it into place only when the write succeeded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from mrirecon.errors import OutputError
+
+
+def check_writable(paths: Iterable[str | os.PathLike], overwrite: bool) -> None:
+    """Fail before anything is written if an output exists or its folder cannot take it.
+
+    A missing parent folder is created (like ``mkdir -p``); one that cannot be created or
+    written to is an :class:`~mrirecon.errors.OutputError`.
+    """
+    for p in map(Path, paths):
+        if p.exists() and not overwrite:
+            raise OutputError(f"{p}: output exists; pass --overwrite to replace it")
+        if p.is_dir():
+            raise OutputError(f"{p}: output path is a directory")
+        parent = p.parent if str(p.parent) else Path(".")
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(
+                f"{parent}: cannot create output directory ({exc.strerror})"
+            ) from None
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise OutputError(f"{parent}: output directory is not writable")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds.
+
+    The temporary file keeps ``path``'s suffixes (``.nii.gz``, ``.h5``) so libraries that look at
+    the name write the right format. On any exception the temporary file is removed and the
+    existing ``path``, if any, is left untouched.
+    """
+    path = Path(path)
+    check_writable([path], overwrite)
+    suffix = "".join(path.suffixes)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".part{suffix}", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual mode
+    try:
+        yield tmp_path
+        if path.exists() and not overwrite:
+            raise OutputError(f"{path}: output appeared while writing; not replaced")
+        os.replace(tmp_path, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

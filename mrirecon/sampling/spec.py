@@ -1,0 +1,224 @@
+"""``MaskSpec`` (what to draw) and ``Mask`` (what was drawn, with its spec and statistics)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Any
+
+import numpy as np
+
+from mrirecon.errors import InvalidParameterError
+
+
+class MaskKind(str, Enum):
+    """Undersampling patterns. The first four reproduce fastMRI's ``subsample.py`` exactly."""
+
+    RANDOM = "random"
+    EQUISPACED = "equispaced"
+    EQUISPACED_FRACTION = "equispaced-fraction"
+    MAGIC = "magic"
+    GAUSSIAN = "gaussian"
+    POISSON = "poisson"
+    RANDOM_2D = "random-2d"
+
+    @property
+    def is_line(self) -> bool:
+        """True for 1-D masks that keep whole phase-encode columns."""
+        return self not in (MaskKind.POISSON, MaskKind.RANDOM_2D)
+
+    @property
+    def needs_integer_acceleration(self) -> bool:
+        return self in (MaskKind.EQUISPACED, MaskKind.MAGIC)
+
+
+Seed = int | tuple[int, ...]
+
+
+def default_center_fraction(acceleration: float) -> float:
+    """fastMRI's pairing of centre fraction and acceleration: 0.08 at 4x, 0.04 at 8x (0.32 / R)."""
+    return 0.32 / acceleration
+
+
+@dataclass(frozen=True)
+class MaskSpec:
+    """What to draw: kind, acceleration, centre fraction, seed and k-space shape.
+
+    Parameters
+    ----------
+    kind
+        A :class:`MaskKind` (or its string value).
+    acceleration
+        Requested acceleration ``R`` (> 1): the fraction of k-space kept is about ``1 / R``.
+    shape
+        ``(ky, kx)`` of the k-space the mask is for; 1-D kinds only use ``kx``.
+    center_fraction
+        Fraction of the phase-encode columns (``kx``; for 2-D kinds also of the rows) kept fully
+        sampled around the centre: ``round(N * center_fraction)`` lines, as fastMRI counts them.
+        ``None``: :func:`default_center_fraction` of the acceleration.
+    seed
+        Integer or tuple of integers. fastMRI kinds seed ``np.random.RandomState(seed)`` exactly
+        as fastMRI does; the others use ``np.random.default_rng(SeedSequence(seed))``.
+    """
+
+    kind: MaskKind
+    acceleration: float
+    shape: tuple[int, int]
+    center_fraction: float | None = None
+    seed: Seed = 0
+
+    def __post_init__(self) -> None:
+        try:
+            kind = MaskKind(self.kind)
+        except ValueError:
+            choices = ", ".join(k.value for k in MaskKind)
+            raise InvalidParameterError(
+                f"unknown mask kind {self.kind!r}; expected one of {choices}"
+            ) from None
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "acceleration", _number("acceleration", self.acceleration))
+        if not self.acceleration > 1:
+            raise InvalidParameterError(
+                f"acceleration must be a number > 1, got {self.acceleration:g}"
+            )
+        cf = self.center_fraction
+        cf = default_center_fraction(self.acceleration) if cf is None else cf
+        object.__setattr__(self, "center_fraction", _number("centre fraction", cf))
+        object.__setattr__(self, "shape", _shape(self.shape))
+        object.__setattr__(self, "seed", _seed(self.seed))
+        if not 0 < self.center_fraction < 1:
+            raise InvalidParameterError(
+                f"centre fraction must be in (0, 1), got {self.center_fraction:g}"
+            )
+        if kind.needs_integer_acceleration and self.acceleration != int(self.acceleration):
+            raise InvalidParameterError(
+                f"{kind.value} masks need an integer acceleration, got {self.acceleration:g}"
+            )
+
+    @property
+    def columns(self) -> int:
+        return self.shape[1]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["kind"] = self.kind.value
+        d["shape"] = list(self.shape)
+        d["seed"] = list(self.seed) if isinstance(self.seed, tuple) else self.seed
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> MaskSpec:
+        known = {"kind", "acceleration", "center_fraction", "shape", "seed"}
+        unknown = set(d) - known
+        if unknown:
+            raise InvalidParameterError(
+                f"unknown mask spec keys {sorted(unknown)}; expected {sorted(known)}"
+            )
+        missing = {"kind", "acceleration", "shape"} - set(d)
+        if missing:
+            raise InvalidParameterError(f"mask spec lacks {sorted(missing)}")
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class Mask:
+    """A drawn mask: the boolean array with the spec that made it.
+
+    Attributes
+    ----------
+    array
+        Boolean ``(ky, kx)``; line masks are stored as ``(1, kx)`` and broadcast over rows.
+    spec
+        The :class:`MaskSpec` it was drawn from.
+    num_low_frequencies
+        Fully sampled centre lines (columns; for 2-D kinds the side of the centre box in ``kx``).
+    """
+
+    array: np.ndarray
+    spec: MaskSpec
+    num_low_frequencies: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        array = np.asarray(self.array, dtype=bool)
+        ky, kx = self.spec.shape
+        if array.ndim != 2 or array.shape[1] != kx or array.shape[0] not in (1, ky):
+            raise InvalidParameterError(
+                f"mask array has shape {array.shape} but its spec says {ky}x{kx}"
+            )
+        object.__setattr__(self, "array", array)
+
+    @property
+    def full(self) -> np.ndarray:
+        """The mask expanded to the spec's full ``(ky, kx)`` shape."""
+        return np.broadcast_to(self.array, self.spec.shape)
+
+    @property
+    def sampled_fraction(self) -> float:
+        return float(self.array.mean())
+
+    @property
+    def achieved_acceleration(self) -> float:
+        """``total / sampled`` k-space locations (``inf`` for an empty mask)."""
+        n = int(self.array.sum())
+        return math.inf if n == 0 else self.array.size / n
+
+    @property
+    def sampled_lines(self) -> int:
+        """Phase-encode columns with at least one sample."""
+        return int(self.array.any(axis=0).sum())
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-friendly description: the spec plus what was achieved."""
+        out: dict[str, Any] = {
+            **self.spec.to_dict(),
+            "achieved_acceleration": round(self.achieved_acceleration, 4),
+            "num_low_frequencies": self.num_low_frequencies,
+            "sampled_lines": self.sampled_lines,
+            "total_lines": self.spec.columns,
+        }
+        if not self.spec.kind.is_line:
+            out["sampled_points"] = int(self.array.sum())
+            out["total_points"] = int(self.array.size)
+        return {**out, **self.extra}
+
+
+def _number(name: str, value: Any) -> float:
+    if isinstance(value, bool):
+        raise InvalidParameterError(f"{name} must be a number, got {value!r}")
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise InvalidParameterError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(out):
+        raise InvalidParameterError(f"{name} must be a finite number, got {value!r}")
+    return out
+
+
+def _shape(shape: Any) -> tuple[int, int]:
+    try:
+        dims = tuple(int(n) for n in shape)
+        ok = len(dims) == 2 and all(float(n) == int(n) for n in shape)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok or min(dims) < 1:
+        raise InvalidParameterError(
+            f"shape must be two positive integers (ky kx), got {shape!r}"
+        )
+    return dims  # type: ignore[return-value]
+
+
+def _seed(seed: Any) -> Seed:
+    values = list(seed) if isinstance(seed, list | tuple) else [seed]
+    if not values or any(isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 0
+                         for v in values):
+        raise InvalidParameterError(
+            f"seed must be a non-negative integer or a list of them, got {seed!r}"
+        )
+    ints = tuple(int(v) for v in values)
+    if isinstance(seed, list | tuple):
+        return ints
+    if ints[0] >= 2**32:
+        raise InvalidParameterError(f"seed must be below 2**32, got {seed!r}")
+    return ints[0]
