@@ -1,0 +1,171 @@
+"""Readers and writers: ``load(path)`` / ``save(volume, path)`` over fastMRI HDF5, NIfTI and DICOM.
+
+Formats are named ``"fastmri"`` (:mod:`mrirecon.io.fastmri_h5`), ``"nifti"``
+(:mod:`mrirecon.io.nifti`) and ``"dicom"`` (:mod:`mrirecon.io.dicom`). The format modules, and
+the libraries behind them, are imported only when a file of that kind is read or written, so
+``import mrirecon.io`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+from mrirecon.data import KSpace, Volume
+from mrirecon.errors import InputFileError, InvalidParameterError, OutputError
+
+FORMATS = ("fastmri", "nifti", "dicom")
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+_SUFFIX_FORMATS = {".h5": "fastmri", ".hdf5": "fastmri", ".nii": "nifti", ".nii.gz": "nifti",
+                   ".dcm": "dicom", ".ima": "dicom"}
+_EXTENSIONS = {"fastmri": ".h5", "nifti": ".nii.gz", "dicom": ""}
+
+__all__ = ["FORMATS", "detect_format", "load", "output_path", "save"]
+
+
+def detect_format(path: str | Path) -> str:
+    """Name the format of ``path``: ``"fastmri"``, ``"nifti"`` or ``"dicom"``.
+
+    Content decides first: the HDF5 signature (at offset 0, or after a user block as
+    ``h5py.is_hdf5`` finds it), ``DICM`` at byte 128, or the NIfTI magic (``n+1``/``ni1`` at
+    byte 344, ``n+2`` at byte 4, after gunzip). A folder is a DICOM series. When the content says
+    nothing, the suffix does (``.h5``, ``.hdf5``, ``.nii``, ``.nii.gz``, ``.dcm``, ``.ima``), so
+    a damaged file still reaches the reader that can say what is wrong with it.
+
+    Raises
+    ------
+    InputFileError
+        ``path`` does not exist, or neither content nor suffix names a known format.
+    """
+    path = Path(path)
+    if path.is_dir():
+        return "dicom"
+    if not path.exists():
+        raise InputFileError(path, "file not found")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(348)
+    except OSError as exc:
+        raise InputFileError(path, f"cannot read ({exc.strerror})") from None
+    if head.startswith(_HDF5_MAGIC):
+        return "fastmri"
+    if head[128:132] == b"DICM":
+        return "dicom"
+    if head[:2] == b"\x1f\x8b":
+        try:
+            with gzip.open(path, "rb") as f:
+                head = f.read(348)
+        except (OSError, EOFError):
+            head = b""
+    if head[344:347] in (b"n+1", b"ni1") or head[4:7] == b"n+2":
+        return "nifti"
+    import h5py
+
+    if h5py.is_hdf5(path):
+        return "fastmri"
+    name = path.name.lower()
+    for suffix, fmt in _SUFFIX_FORMATS.items():
+        if name.endswith(suffix):
+            return fmt
+    raise InputFileError(path, "not a fastMRI HDF5, NIfTI or DICOM file")
+
+
+def load(path: str | Path, *, series: str | None = None) -> KSpace | Volume:
+    """Read ``path`` in whatever format :func:`detect_format` finds.
+
+    fastMRI HDF5 with a ``kspace`` dataset gives :class:`~mrirecon.data.KSpace`; an HDF5 file
+    holding only reconstructions, a NIfTI file or a DICOM file/folder gives a
+    :class:`~mrirecon.data.Volume`. ``series`` picks a DICOM series (a folder may hold several)
+    and is a usage error for other formats.
+    """
+    fmt = detect_format(path)
+    if series is not None and fmt != "dicom":
+        raise InvalidParameterError(f"series={series!r} selects a DICOM series; {path} is {fmt}")
+    if fmt == "nifti":
+        from mrirecon.io.nifti import read_nifti
+
+        return read_nifti(path)
+    if fmt == "dicom":
+        from mrirecon.io.dicom import read_dicom
+
+        return read_dicom(path, series=series)
+    from mrirecon.io.fastmri_h5 import read_kspace, read_reconstruction
+
+    return read_reconstruction(path) if _holds_only_reconstructions(path) else read_kspace(path)
+
+
+def save(volume: Volume, path: str | Path, *, fmt: str | None = None,
+         description: str = "mrirecon", overwrite: bool = False) -> list[Path]:
+    """Write ``volume`` to ``path`` and return every file written.
+
+    ``fmt`` (one of :data:`FORMATS`) or else the name decides the format: ``.h5``/``.hdf5`` ->
+    fastMRI HDF5, ``.nii``/``.nii.gz`` -> NIfTI (plus JSON sidecar), an existing folder or a
+    name without suffix -> a DICOM series in that folder. ``description`` becomes the DICOM
+    SeriesDescription; the other formats record the volume's provenance instead.
+    """
+    path = Path(path)
+    fmt = _check_fmt(fmt) if fmt is not None else _format_from_name(path)
+    if fmt == "nifti":
+        from mrirecon.io.nifti import nifti_outputs, write_nifti
+
+        write_nifti(volume, path, overwrite=overwrite)
+        return list(nifti_outputs(path))
+    if fmt == "dicom":
+        from mrirecon.io.dicom import write_dicom
+
+        return list(write_dicom(volume, path, description=description, overwrite=overwrite))
+    from mrirecon.io.fastmri_h5 import write_reconstruction
+
+    return [write_reconstruction(volume, path, overwrite=overwrite)]
+
+
+def output_path(input_path: str | Path, out_dir: str | Path, fmt: str | None = None) -> Path:
+    """The deterministic output name for ``input_path`` written into ``out_dir``.
+
+    Same stem as the input (``knee.h5``, ``knee.nii.gz`` and folder ``knee/`` all give
+    ``knee``) with ``.h5`` (fastmri), ``.nii.gz`` (nifti) or no suffix (dicom: a folder).
+    ``fmt=None`` keeps the input's format. An output that would be the input itself is an
+    :class:`~mrirecon.errors.OutputError`.
+    """
+    input_path = Path(input_path)
+    fmt = detect_format(input_path) if fmt is None else _check_fmt(fmt)
+    name = input_path.name or input_path.resolve().name
+    for suffix in _SUFFIX_FORMATS:
+        if name.lower().endswith(suffix) and len(name) > len(suffix):
+            name = name[: -len(suffix)]
+            break
+    out = Path(out_dir) / (name + _EXTENSIONS[fmt])
+    if out.resolve() == input_path.resolve():
+        raise OutputError(f"{out}: output would replace the input; choose another output folder")
+    return out
+
+
+def _check_fmt(fmt: str) -> str:
+    if fmt not in FORMATS:
+        raise InvalidParameterError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    return fmt
+
+
+def _format_from_name(path: Path) -> str:
+    name = path.name.lower()
+    for suffix in (".h5", ".hdf5", ".nii", ".nii.gz"):
+        if name.endswith(suffix):
+            return _SUFFIX_FORMATS[suffix]
+    if path.is_dir() or not path.suffix:
+        return "dicom"
+    raise InvalidParameterError(
+        f"{path}: cannot tell the output format from the name; use .h5, .nii, .nii.gz or a "
+        "folder, or pass fmt"
+    )
+
+
+def _holds_only_reconstructions(path: str | Path) -> bool:
+    """True for an HDF5 file with ``reconstruction*`` datasets but no ``kspace``."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            keys = list(f.keys())
+    except OSError:
+        return False  # read_kspace reports the problem
+    return "kspace" not in keys and any(k.startswith("reconstruction") for k in keys)
