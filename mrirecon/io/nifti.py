@@ -38,6 +38,7 @@ from mrirecon import __version__
 from mrirecon.data import Volume
 from mrirecon.errors import InputFileError, InvalidParameterError
 from mrirecon.fileutil import atomic_path, check_writable
+from mrirecon.io._json import json_default
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 _AXES = [2, 1, 0, 3]  # (slice, row, col, 1) <-> (k, j, i, 1); its own inverse
@@ -170,7 +171,7 @@ def write_nifti(volume: Volume, path: str | Path, *, overwrite: bool = False) ->
                   "pixdim": [float(v) for v in hdr["pixdim"]], "datatype": "float32"},
         "source_header": volume.header,
     }
-    text = json.dumps(summary, indent=2, default=_jsonable) + "\n"
+    text = json.dumps(summary, indent=2, default=json_default) + "\n"
     with atomic_path(path, overwrite) as tmp:
         nib.save(img, tmp)
     try:
@@ -233,14 +234,3 @@ def _text(value: Any) -> str:
 
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
-
-
-def _jsonable(obj: Any) -> Any:
-    """``json.dumps`` fallback: numpy values, paths and anything else as text."""
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, (set, tuple)):
-        return list(obj)
-    return str(obj)
