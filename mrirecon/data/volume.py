@@ -23,7 +23,8 @@ class Volume:
         What the source format said that later writers may need, as JSON-friendly values. Known
         keys: ``"format"`` (``"dicom"``, ``"nifti"``, ``"fastmri"``), ``"dicom"`` (a dict of
         DICOM keywords from the patient and study modules and per-series attributes),
-        ``"nifti"`` (intent, units, ...).
+        ``"nifti"`` (intent, units, ...), ``"warnings"`` (a list of one-line notes a reader
+        raised, e.g. non-uniform slice spacing).
     provenance
         How the pixels were made (method, model, mask spec and seed, device, mrirecon version);
         every writer stores it.

@@ -41,7 +41,16 @@ def test_simulate_dicom_then_read_back(tmp_path) -> None:
     pixels = ds.pixel_array.astype(np.float32) * float(getattr(ds, "RescaleSlope", 1) or 1)
     np.testing.assert_allclose(target[0], pixels, atol=1e-3 * pixels.max())
     assert ks.header["attrs"]["simulated"]
-    assert ks.affine is not None
+    from mrirecon.io import load
+    from mrirecon.physics.simulate import SimulationParams, simulate_kspace
+    from mrirecon.sampling import seed_from_name
+
+    volume = load(MR_SMALL)
+    np.testing.assert_allclose(ks.affine, volume.affine)  # geometry travels with the k-space
+    assert ks.image_header["dicom"]["StudyInstanceUID"] == ds.StudyInstanceUID
+    expected, _ = simulate_kspace(volume.data, SimulationParams(
+        coils=4, noise=0.0, seed=seed_from_name("MR_small.h5")))
+    np.testing.assert_array_equal(ks.slices(0, 1), expected)
 
 
 def test_simulate_nifti_single_coil_with_matrix(tmp_path) -> None:
