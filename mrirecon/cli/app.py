@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from mrirecon import __version__
-from mrirecon.cli import info, mask, simulate
+from mrirecon.cli import info, mask, reconstruct, simulate
 from mrirecon.cli._console import CliGroup
 
 app = typer.Typer(
@@ -46,6 +46,7 @@ def root(
 app.command("mask")(mask.mask_command)
 app.command("simulate")(simulate.simulate_command)
 app.command("info")(info.info_command)
+app.command("reconstruct")(reconstruct.reconstruct_command)
 
 
 def main() -> None:

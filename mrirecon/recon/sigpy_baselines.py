@@ -1,0 +1,375 @@
+"""Classical baselines on sigpy: SENSE and L1-wavelet compressed sensing, with their coil maps.
+
+This is the one module that imports sigpy for reconstruction; the import happens inside the
+functions that need it, so importing this module (and listing methods) stays cheap.
+
+Both methods solve, one slice at a time on the CPU (sigpy works on numpy arrays),
+
+.. math::
+    \\hat x = \\arg\\min_x \\tfrac12 \\| M F S x - y \\|_2^2 + R(x),
+    \\qquad \\text{output } |\\hat x|,
+
+with ``M`` the sampling mask, ``F`` the centred orthonormal FFT, ``S`` the coil maps and the
+layouts of :mod:`mrirecon.data` (k-space ``(coils, ky, kx)`` per slice):
+
+* :class:`SENSE` (Pruessmann et al. 1999): ``R(x) = lamda / 2 * ||x||_2^2`` (Tikhonov), solved by
+  conjugate gradient (``sigpy.mri.app.SenseRecon``);
+* :class:`CompressedSensing` (Lustig et al. 2007): ``R(x) = lamda * ||W x||_1`` with ``W`` the
+  orthogonal Daubechies-4 wavelet transform, solved by accelerated proximal gradient (FISTA,
+  ``sigpy.mri.app.L1WaveletRecon``).
+
+Coil maps ``S`` come from the fully sampled k-space centre of each slice: ESPIRiT (Uecker et al.
+2014; ``sigpy.mri.app.EspiritCalib``) or, with ``maps="acs"``, the Hann-windowed low-resolution
+coil images divided by their root-sum-of-squares. Single-coil data uses one all-ones map.
+
+Scale. Before solving, each slice's k-space is divided by ``scale`` = the maximum of its
+zero-filled root-sum-of-squares image (``max rss(F^H y)``); the solution is multiplied back.
+So ``lamda`` is relative to an image whose zero-filled maximum is 1, and one default works on
+fastMRI files (k-space ~1e-5..1e-3) as well as on k-space simulated from DICOM (~1e2..1e3).
+For the Tikhonov term of SENSE the minimiser does not depend on the scale at all (both terms
+are quadratic); for the L1 term of CS it does, and this normalisation is what makes ``lamda``
+portable.
+
+Device. sigpy runs on numpy here: a CUDA device asked for is ignored for these methods, the
+slices are reconstructed on the CPU and :meth:`~SigpyReconstructor.parameters` records
+``"device": "cpu (sigpy)"`` (with the device that was asked for).
+
+References
+----------
+Pruessmann KP, Weiger M, Scheidegger MB, Boesiger P. SENSE: sensitivity encoding for fast MRI.
+Magn Reson Med 1999;42:952-962.
+Lustig M, Donoho D, Pauly JM. Sparse MRI: the application of compressed sensing for rapid MR
+imaging. Magn Reson Med 2007;58:1182-1195.
+Uecker M, Lai P, Murphy MJ, et al. ESPIRiT - an eigenvalue approach to autocalibrating parallel
+MRI: where SENSE meets GRAPPA. Magn Reson Med 2014;71:990-1001.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from mrirecon.errors import InvalidParameterError, MriReconError
+from mrirecon.recon.base import Reconstructor
+
+#: Fewest fully sampled centre lines from which coil maps are estimated.
+MIN_CALIBRATION_LINES = 8
+#: Most centre lines used for coil maps (ESPIRiT's SVD grows with the square of the width).
+MAX_CALIBRATION_LINES = 32
+#: Coil-map estimators selectable with ``maps=``.
+MAP_METHODS = ("espirit", "acs")
+
+
+# ----------------------------------------------------------------------------- calibration
+
+
+def _centre_run(line: np.ndarray, centre: int) -> tuple[int, int]:
+    """Sampled neighbours of ``centre`` in a 1-D bool array: (count to the left, to the right);
+    ``(-1, -1)`` when the centre itself is not sampled."""
+    if not line[centre]:
+        return -1, -1
+    left = centre
+    while left > 0 and line[left - 1]:
+        left -= 1
+    right = centre
+    while right < len(line) - 1 and line[right + 1]:
+        right += 1
+    return centre - left, right - centre
+
+
+def _centred_width(line: np.ndarray) -> int:
+    """Widest block ``[n//2 - w//2, n//2 - w//2 + w)`` that is fully sampled (the block that
+    sigpy's centred crop ``sp.resize`` takes)."""
+    left, right = _centre_run(line, len(line) // 2)
+    if left < 0:
+        return 0
+    return 2 * min(left, right) + 1 + (1 if left > right else 0)
+
+
+def calibration_width(mask: np.ndarray | torch.Tensor, shape: tuple[int, int]) -> int:
+    """Side of the fully sampled square around the k-space centre, ``(ky, kx) = shape``.
+
+    Counts the contiguous sampled columns through the centre row (for a 1-D line mask the whole
+    ``ky`` extent is sampled, so only the columns limit it) and, for a 2-D mask, the contiguous
+    sampled rows through the centre column; returns the smaller, i.e. the largest centred
+    square block that is fully sampled (uncapped).
+    """
+    if isinstance(mask, torch.Tensor):
+        mask = mask.detach().cpu().numpy()
+    full = np.broadcast_to(np.asarray(mask, dtype=bool), shape)
+    ky, kx = shape
+    return min(_centred_width(full[ky // 2]), _centred_width(full[:, kx // 2]))
+
+
+def checked_calibration_width(mask: np.ndarray | torch.Tensor, shape: tuple[int, int]) -> int:
+    """:func:`calibration_width` capped at :data:`MAX_CALIBRATION_LINES`; raises
+    :class:`~mrirecon.errors.InvalidParameterError` below :data:`MIN_CALIBRATION_LINES`."""
+    width = calibration_width(mask, shape)
+    if width < MIN_CALIBRATION_LINES:
+        raise InvalidParameterError(
+            f"mask has too small a calibration region for coil maps: {width} fully sampled "
+            f"centre lines, expected at least {MIN_CALIBRATION_LINES} (raise the centre fraction)"
+        )
+    return min(width, MAX_CALIBRATION_LINES)
+
+
+def espirit_maps(kspace_slice: np.ndarray, calib_width: int, *, thresh: float = 0.02,
+                 kernel_width: int = 6, crop: float = 0.95) -> np.ndarray:
+    """ESPIRiT coil maps (Uecker et al. 2014) of one slice.
+
+    Parameters
+    ----------
+    kspace_slice
+        ``(coils, ky, kx)`` complex k-space whose centre ``calib_width`` x ``calib_width``
+        block is fully sampled.
+    calib_width
+        Side of that block (see :func:`checked_calibration_width`).
+    thresh, kernel_width, crop
+        sigpy's ``EspiritCalib`` settings (its defaults): singular-value threshold of the
+        calibration matrix, k-space kernel width, eigenvalue threshold below which the maps
+        are set to zero (outside the object).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(coils, ky, kx)`` complex64 maps, unit root-sum-of-squares where the eigenvalue
+        exceeds ``crop``, zero elsewhere; phase relative to the first coil.
+    """
+    from sigpy.mri.app import EspiritCalib
+
+    ksp = np.ascontiguousarray(kspace_slice, dtype=np.complex64)
+    kernel_width = min(kernel_width, calib_width - 1)
+    maps = EspiritCalib(ksp, calib_width=calib_width, thresh=thresh, kernel_width=kernel_width,
+                        crop=crop, show_pbar=False).run()
+    return np.asarray(maps, dtype=np.complex64)
+
+
+def acs_maps(kspace_slice: np.ndarray, calib_width: int) -> np.ndarray:
+    """Coil maps from the auto-calibration signal: smooth coil images divided by their RSS.
+
+    The centre ``calib_width`` x ``calib_width`` block of k-space is weighted by a separable
+    Hann window (no zero end points) and zero-padded; its inverse FFT gives low-resolution coil
+    images ``l_c``; the maps are ``l_c / sqrt(sum_c |l_c|^2)`` (unit root-sum-of-squares
+    everywhere, carrying the smooth image phase, which does not change ``|x|``).
+
+    Parameters
+    ----------
+    kspace_slice
+        ``(coils, ky, kx)`` complex k-space.
+    calib_width
+        Side of the fully sampled centre block.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(coils, ky, kx)`` complex64 maps.
+    """
+    from mrirecon.physics import ifft2c
+
+    ksp = np.asarray(kspace_slice, dtype=np.complex64)
+    _, ky, kx = ksp.shape
+    window = np.hanning(calib_width + 2)[1:-1].astype(np.float32)
+    r0, c0 = ky // 2 - calib_width // 2, kx // 2 - calib_width // 2
+    calib = np.zeros_like(ksp)
+    rows, cols = slice(r0, r0 + calib_width), slice(c0, c0 + calib_width)
+    calib[:, rows, cols] = ksp[:, rows, cols] * np.outer(window, window)
+    low = ifft2c(torch.from_numpy(calib)).numpy()
+    norm = np.sqrt(np.sum(np.abs(low) ** 2, axis=0))
+    floor = max(float(norm.max()) * 1e-8, np.finfo(np.float32).tiny)
+    return (low / np.maximum(norm, floor)).astype(np.complex64)
+
+
+def coil_maps(kspace_slice: np.ndarray, calib_width: int, method: str = "espirit") -> np.ndarray:
+    """``(coils, ky, kx)`` maps by ``method`` (``"espirit"`` or ``"acs"``); all-ones for one
+    coil."""
+    if kspace_slice.shape[0] == 1:
+        return np.ones(kspace_slice.shape, dtype=np.complex64)
+    if method == "espirit":
+        return espirit_maps(kspace_slice, calib_width)
+    if method == "acs":
+        return acs_maps(kspace_slice, calib_width)
+    raise InvalidParameterError(
+        f"unknown coil-map method {method!r}; expected one of {', '.join(MAP_METHODS)}"
+    )
+
+
+def zero_filled_scale(kspace_slice: np.ndarray) -> float:
+    """The data scale ``lamda`` is relative to: ``max rss(F^H y)`` of one ``(coils, ky, kx)``
+    slice (0 for an empty slice)."""
+    from mrirecon.physics import ifft2c, rss
+
+    image = rss(ifft2c(torch.from_numpy(np.asarray(kspace_slice, dtype=np.complex64))), dim=0)
+    return float(image.max())
+
+
+# ----------------------------------------------------------------------------- reconstructors
+
+
+class SigpyReconstructor(Reconstructor):
+    """Shared per-slice loop of the sigpy methods: scale, coil maps, solve, check, rescale.
+
+    Parameters
+    ----------
+    lamda
+        Regularisation weight relative to the data scale (see the module docstring).
+    max_iter
+        Iterations of the solver.
+    maps
+        Coil-map estimator for multi-coil data: ``"espirit"`` or ``"acs"``.
+    device
+        Ignored for the solve (sigpy runs on numpy on the CPU); recorded in :meth:`parameters`.
+    batch_size
+        Slices read per batch.
+    """
+
+    default_lamda: float = 0.0
+    default_max_iter: int = 30
+
+    def __init__(self, lamda: float | None = None, max_iter: int | None = None,
+                 maps: str = "espirit", device: torch.device | str = "cpu",
+                 batch_size: int = 8) -> None:
+        requested = torch.device(device)
+        super().__init__(device="cpu", batch_size=batch_size)
+        self.requested_device = requested
+        lamda = self.default_lamda if lamda is None else lamda
+        max_iter = self.default_max_iter if max_iter is None else max_iter
+        if isinstance(lamda, bool) or not isinstance(lamda, int | float) \
+                or not math.isfinite(lamda) or lamda < 0:
+            raise InvalidParameterError(
+                f"{self.name}: lamda must be a finite number >= 0, got {lamda!r}"
+            )
+        if isinstance(max_iter, bool) or not isinstance(max_iter, int | np.integer) \
+                or max_iter < 1:
+            raise InvalidParameterError(
+                f"{self.name}: max_iter must be an integer >= 1, got {max_iter!r}"
+            )
+        if maps not in MAP_METHODS:
+            raise InvalidParameterError(
+                f"{self.name}: unknown coil-map method {maps!r}; "
+                f"expected one of {', '.join(MAP_METHODS)}"
+            )
+        self.lamda = float(lamda)
+        self.max_iter = int(max_iter)
+        self.maps = maps
+        self._slice = 0
+
+    def parameters(self) -> dict[str, Any]:
+        return {
+            "lamda": self.lamda,
+            "lamda_relative_to": "max of the zero-filled RSS image of each slice",
+            "max_iter": self.max_iter,
+            "maps": self.maps,
+            "device": "cpu (sigpy)",
+            "requested_device": str(self.requested_device),
+        }
+
+    def __call__(self, kspace: Any) -> Any:
+        self._slice = 0  # slice numbers in error messages count from the volume's first slice
+        return super().__call__(kspace)
+
+    def reconstruct_batch(self, kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Reconstruct ``(n, coils, ky, kx)`` slice by slice; returns ``(n, ky, kx)`` ``|x|``."""
+        ksp = kspace.detach().cpu().numpy().astype(np.complex64, copy=False)
+        shape = ksp.shape[-2:]
+        weights = np.broadcast_to(mask.detach().cpu().numpy().astype(np.float32), shape)
+        weights = np.ascontiguousarray(weights)
+        calib = checked_calibration_width(weights > 0, shape) if ksp.shape[1] > 1 else 0
+        out = np.zeros((ksp.shape[0], *shape), dtype=np.float32)
+        for i, y in enumerate(ksp):
+            out[i] = self._reconstruct_slice(y, weights, calib, self._slice)
+            self._slice += 1
+        return torch.from_numpy(out).to(kspace.device)
+
+    def _reconstruct_slice(self, y: np.ndarray, weights: np.ndarray, calib: int,
+                           index: int) -> np.ndarray:
+        scale = zero_filled_scale(y)
+        if not math.isfinite(scale):
+            raise MriReconError(f"{self.name}: slice {index} has NaN or Inf k-space samples")
+        if scale == 0:
+            return np.zeros(y.shape[-2:], dtype=np.float32)
+        y = y / np.float32(scale)
+        try:
+            mps = coil_maps(y, calib, self.maps)
+            x = np.asarray(self.solve(y, mps, weights))
+        except MriReconError:
+            raise
+        except Exception as exc:  # sigpy failing is a convergence failure, reported as one line
+            raise MriReconError(
+                f"{self.name} did not converge on slice {index} "
+                f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+            ) from exc
+        if not np.all(np.isfinite(x)):
+            what = "NaN" if np.isnan(x).any() else "Inf"
+            raise MriReconError(
+                f"{self.name} did not converge on slice {index} ({what} in the solution)"
+            )
+        return (np.abs(x) * scale).astype(np.float32)
+
+    def solve(self, y: np.ndarray, mps: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """Solve for the complex image ``(ky, kx)`` of one normalised slice."""
+        raise NotImplementedError
+
+
+class SENSE(SigpyReconstructor):
+    """Tikhonov-regularised least-squares SENSE (Pruessmann et al. 1999), conjugate gradient.
+
+    Minimises ``1/2 ||M F S x - y||^2 + lamda/2 ||x||^2`` per slice with ESPIRiT (Uecker et al.
+    2014) or ACS coil maps from the fully sampled centre, and returns ``|x|`` (see the module
+    docstring for the scale ``lamda`` is relative to and for the device). Needs multi-coil data
+    and at least :data:`MIN_CALIBRATION_LINES` fully sampled centre lines.
+    """
+
+    name = "sense"
+    needs_coils = True
+    # Chosen by scripts/tune_baselines.py (Colin27 head, 4x random masks, 8 coils, noise 0.01):
+    # see the figures in the note below the class.
+    default_lamda = 1e-2
+    default_max_iter = 30
+
+    def solve(self, y: np.ndarray, mps: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        from sigpy.mri.app import SenseRecon
+
+        return SenseRecon(y, mps, lamda=self.lamda, weights=weights, max_iter=self.max_iter,
+                          show_pbar=False).run()
+
+
+class CompressedSensing(SigpyReconstructor):
+    """L1-wavelet compressed sensing (Lustig et al. 2007), single- or multi-coil.
+
+    Minimises ``1/2 ||M F S x - y||^2 + lamda ||W x||_1`` (``W``: orthogonal Daubechies-4
+    wavelets) per slice by FISTA and returns ``|x|``. Single-coil data uses one all-ones map;
+    multi-coil data ESPIRiT (Uecker et al. 2014) or ACS maps. ``lamda`` is relative to the
+    slice's zero-filled maximum (see the module docstring).
+    """
+
+    name = "cs"
+    needs_coils = False
+    # Chosen by scripts/tune_baselines.py (Colin27 head, 4x random masks, 1 and 8 coils,
+    # noise 0.01): see the figures in the note below the class.
+    default_lamda = 1e-3
+    default_max_iter = 50
+
+    def solve(self, y: np.ndarray, mps: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        from sigpy.mri.app import L1WaveletRecon
+
+        return L1WaveletRecon(y, mps, self.lamda, weights=weights, wave_name="db4",
+                              max_iter=self.max_iter, show_pbar=False).run()
+
+
+__all__ = [
+    "MAP_METHODS",
+    "MAX_CALIBRATION_LINES",
+    "MIN_CALIBRATION_LINES",
+    "SENSE",
+    "CompressedSensing",
+    "SigpyReconstructor",
+    "acs_maps",
+    "calibration_width",
+    "checked_calibration_width",
+    "coil_maps",
+    "espirit_maps",
+    "zero_filled_scale",
+]

@@ -1,0 +1,143 @@
+"""``mrirecon reconstruct`` end to end on simulated k-space from real images."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+import torch
+from pydicom.data import get_testdata_file
+from typer.testing import CliRunner
+
+from mrirecon.cli.app import app
+from mrirecon.io import load
+from mrirecon.io.fastmri_h5 import read_reconstruction
+from mrirecon.physics.simulate import SimulationParams
+from mrirecon.simulation import simulate_file
+
+runner = CliRunner()
+MR_SMALL = Path(get_testdata_file("MR_small.dcm", download=False))
+EXAMPLE4D = Path(nib.__file__).parent / "tests" / "data" / "example4d.nii.gz"
+
+
+def invoke(*args):
+    return runner.invoke(app, ["reconstruct", *map(str, args)])
+
+
+@pytest.fixture(scope="module")
+def scans(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("scans")
+    simulate_file(MR_SMALL, folder, SimulationParams(coils=4))
+    simulate_file(EXAMPLE4D, folder, SimulationParams(coils=1), matrix=48)
+    return folder
+
+
+def test_h5_in_h5_out_with_provenance(scans, tmp_path) -> None:
+    result = invoke(scans / "MR_small.h5", scans / "example4d.h5", "-o", tmp_path, "--json")
+    assert result.exit_code == 0, result.output
+    records = json.loads(result.stdout)
+    assert [Path(r["output"]).name for r in records] == ["MR_small.h5", "example4d.h5"]
+    vol = read_reconstruction(tmp_path / "MR_small.h5")
+    mask = vol.provenance["mask"]
+    assert mask["kind"] == "random" and mask["acceleration"] == 4
+    assert mask["achieved_acceleration"] == pytest.approx(records[0]["acceleration"])
+    assert vol.provenance["method"] == "zero-filled" and vol.provenance["simulated"]
+    np.testing.assert_allclose(vol.affine, load(MR_SMALL).affine)
+
+
+def test_masks_are_deterministic_per_file_across_processes(scans, tmp_path) -> None:
+    outs = []
+    for run in ("a", "b"):
+        cmd = [sys.executable, "-m", "mrirecon", "reconstruct", str(scans / "MR_small.h5"),
+               "-o", str(tmp_path / run), "--device", "cpu"]
+        subprocess.run(cmd, check=True, capture_output=True)
+        outs.append(read_reconstruction(tmp_path / run / "MR_small.h5"))
+    np.testing.assert_array_equal(outs[0].data, outs[1].data)
+    assert outs[0].provenance["mask"]["seed"] == outs[1].provenance["mask"]["seed"]
+    assert invoke(scans / "MR_small.h5", "-o", tmp_path / "c", "--seed", 1).exit_code == 0
+    other = read_reconstruction(tmp_path / "c" / "MR_small.h5")
+    assert other.provenance["mask"]["seed"] != outs[0].provenance["mask"]["seed"]
+    assert not np.array_equal(other.data, outs[0].data)
+
+
+def test_dicom_input_gives_dicom_series_in_place(tmp_path) -> None:
+    result = invoke(MR_SMALL, "-o", tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "(simulated k-space)" in result.stdout
+    [written] = sorted((tmp_path / "MR_small").iterdir())
+    src, out = pydicom.dcmread(MR_SMALL), pydicom.dcmread(written)
+    assert out.StudyInstanceUID == src.StudyInstanceUID
+    assert out.SeriesInstanceUID != src.SeriesInstanceUID
+    np.testing.assert_allclose([float(v) for v in out.ImagePositionPatient],
+                               [float(v) for v in src.ImagePositionPatient], atol=1e-3)
+    assert "zero-filled" in out.SeriesDescription
+
+
+def test_nifti_output_keeps_geometry(tmp_path) -> None:
+    result = invoke(EXAMPLE4D, "-o", tmp_path, "--accel", 2, "--mask-kind", "equispaced")
+    assert result.exit_code == 0, result.output
+    out, src = nib.load(tmp_path / "example4d.nii.gz"), nib.load(EXAMPLE4D)
+    np.testing.assert_allclose(out.affine, src.affine, atol=1e-4)
+    assert out.shape == src.shape[:3]
+    sidecar = json.loads((tmp_path / "example4d.json").read_text())
+    assert sidecar["provenance"]["mask"]["kind"] == "equispaced"
+
+
+def test_mask_file_and_file_carried_mask(scans, tmp_path) -> None:
+    mask_path = tmp_path / "m.npz"
+    assert runner.invoke(app, ["mask", "--shape", "64", "64", "--accel", "3", "-o",
+                               str(mask_path)]).exit_code == 0
+    result = invoke(scans / "MR_small.h5", "-o", tmp_path / "o", "--mask", mask_path, "--json")
+    assert result.exit_code == 0, result.output
+    wrong = invoke(scans / "example4d.h5", "-o", tmp_path / "o", "--mask", mask_path)
+    assert wrong.exit_code == 1
+    assert "mask is 1x64 but example4d.h5 has k-space 48x48" in wrong.stderr
+
+
+def test_failures_are_reported_and_skipped(scans, tmp_path) -> None:
+    junk = tmp_path / "junk.h5"
+    junk.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
+    result = invoke(junk, scans / "MR_small.h5", tmp_path / "missing.h5", "-o", tmp_path / "o")
+    assert result.exit_code == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 2 and "junk.h5" in errors[0] and "missing.h5" in errors[1]
+    assert [p.name for p in (tmp_path / "o").iterdir()] == ["MR_small.h5"]
+
+
+@pytest.mark.parametrize(
+    "args,code,message",
+    [
+        (["--accel", "1"], 2, "acceleration must be a number > 1"),
+        (["--method", "magic"], 2, "Invalid value for '--method'"),
+        (["--mask-kind", "equispaced", "--accel", "2.5"], 2, "integer acceleration"),
+    ],
+)
+def test_bad_options(scans, tmp_path, args, code, message) -> None:
+    result = invoke(scans / "MR_small.h5", "-o", tmp_path / "o", *args)
+    assert result.exit_code == code and message in result.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_cuda_requested_but_absent(scans, tmp_path) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    result = invoke(scans / "MR_small.h5", "-o", tmp_path, "--device", "cuda")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == ("error: CUDA was requested (--device cuda) but no CUDA "
+                                     "device is available; use --device cpu or auto")
+
+
+def test_existing_output_untouched_without_overwrite(scans, tmp_path) -> None:
+    assert invoke(scans / "MR_small.h5", "-o", tmp_path).exit_code == 0
+    before = (tmp_path / "MR_small.h5").read_bytes()
+    result = invoke(scans / "MR_small.h5", "-o", tmp_path, "--accel", 8)
+    assert result.exit_code == 1 and "output exists" in result.stderr
+    assert (tmp_path / "MR_small.h5").read_bytes() == before
+    assert invoke(scans / "MR_small.h5", "-o", tmp_path, "--accel", 8,
+                  "--overwrite").exit_code == 0
