@@ -43,6 +43,22 @@ def emit_json(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str))
 
 
+def print_table(columns: list[str], rows: list[list[Any]], title: str | None = None) -> None:
+    """Results on stdout: a rich table on a terminal, tab-separated lines (header first) in a
+    pipe, so ``cut``/``awk`` work on them."""
+    if sys.stdout.isatty():
+        from rich.table import Table
+
+        table = Table(*columns, title=title, title_justify="left")
+        for row in rows:
+            table.add_row(*(str(v) for v in row))
+        Console(soft_wrap=True).print(table)
+    else:
+        print("\t".join(columns))
+        for row in rows:
+            print("\t".join(str(v) for v in row))
+
+
 class CliGroup(TyperGroup):
     """Typer's group with our error path: one line on stderr and a meaningful exit code.
 

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from mrirecon.cli._batch import run_batch
-from mrirecon.cli._console import emit_json, info
+from mrirecon.cli._console import emit_json, info, print_table
 from mrirecon.recon.methods import Method
 from mrirecon.sampling.spec import MaskKind
 
@@ -79,10 +79,10 @@ def reconstruct_command(
     if json_out:
         emit_json(records)
     else:
-        for r in records:
-            note = " (simulated k-space)" if r["simulated"] else ""
-            print(f"{r['input']} -> {r['output']}: {r['method']}, {r['slices']} slices, "
-                  f"R={r['acceleration']:.2f}, {r['seconds']:.2f} s{note}")
+        print_table(["input", "output", "method", "slices", "R", "seconds", "k-space"],
+                    [[r["input"], r["output"], r["method"], r["slices"],
+                      f"{r['acceleration']:.2f}", f"{r['seconds']:.2f}",
+                      "simulated" if r["simulated"] else "measured"] for r in records])
     if failed:
         info(f"{failed} of {failed + len(records)} inputs failed")
     return 1 if failed else 0

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from mrirecon.cli._batch import run_batch
-from mrirecon.cli._console import emit_json, info
+from mrirecon.cli._console import emit_json, info, print_table
 
 
 def simulate_command(
@@ -49,10 +49,10 @@ def simulate_command(
     if json_out:
         emit_json(records)
     else:
-        for r in records:
-            rows, cols = r["matrix"]
-            print(f"{r['input']} -> {r['output']}: {r['slices']} slices, {r['coils']} coils, "
-                  f"{rows}x{cols}, seed {r['seed']}, {r['seconds']:.2f} s")
+        print_table(["input", "output", "slices", "coils", "matrix", "seed", "seconds"],
+                    [[r["input"], r["output"], r["slices"], r["coils"],
+                      "x".join(map(str, r["matrix"])), r["seed"], f"{r['seconds']:.2f}"]
+                     for r in records])
     if failed:
         info(f"{failed} of {failed + len(records)} inputs failed")
     return 1 if failed else 0

@@ -1,6 +1,6 @@
-"""Reconstructors: one protocol (``recon(kspace) -> Volume``), classical methods behind it."""
+"""Reconstructors: one protocol (``recon(kspace) -> Volume``), classical methods behind it.
 
-from mrirecon.recon.base import Reconstructor, center_crop, recon_size
-from mrirecon.recon.zero_filled import ZeroFilled
-
-__all__ = ["Reconstructor", "ZeroFilled", "center_crop", "recon_size"]
+Modules: :mod:`.base` (the protocol), :mod:`.zero_filled`, :mod:`.sigpy_baselines` (SENSE,
+L1-wavelet CS), :mod:`.methods` (names -> reconstructors). Nothing is imported here so that the
+command line can list the methods without loading torch.
+"""

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mrirecon.recon.base import Reconstructor
+if TYPE_CHECKING:  # torch stays unloaded until a reconstructor is built
+    from mrirecon.recon.base import Reconstructor
 
 
 class Method(str, Enum):

@@ -29,7 +29,11 @@ def test_simulate_dicom_then_read_back(tmp_path) -> None:
 
     result = invoke("simulate", MR_SMALL, "-o", tmp_path, "--coils", 4, "--noise", 0.0)
     assert result.exit_code == 0, result.output
-    assert "MR_small.dcm -> " in result.stdout and "1 slices, 4 coils, 64x64" in result.stdout
+    header, row = result.stdout.splitlines()
+    assert header.split("\t") == ["input", "output", "slices", "coils", "matrix", "seed",
+                                   "seconds"]
+    assert row.split("\t")[:5] == [str(MR_SMALL), str(tmp_path / "MR_small.h5"), "1", "4",
+                                    "64x64"]
     ks = read_kspace(tmp_path / "MR_small.h5")
     assert ks.shape == (1, 4, 64, 64) and ks.mask is None
     ds = pydicom.dcmread(MR_SMALL)

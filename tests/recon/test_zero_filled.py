@@ -11,7 +11,8 @@ from mrirecon.data import KSpace
 from mrirecon.errors import InvalidParameterError
 from mrirecon.io import load
 from mrirecon.physics.simulate import SimulationParams, simulate_kspace
-from mrirecon.recon import Reconstructor, ZeroFilled
+from mrirecon.recon.base import Reconstructor
+from mrirecon.recon.zero_filled import ZeroFilled
 from mrirecon.sampling import MaskSpec, make_mask
 
 
