@@ -146,8 +146,14 @@ def mask_record(mask: Mask | np.ndarray) -> dict[str, Any]:
 
 
 def reference_image(kspace: KSpace) -> np.ndarray | None:
-    """The fully sampled reference of a file: its RSS/ESC target, if it has one."""
-    for name in ("reconstruction_rss", "reconstruction_esc"):
+    """The fully sampled reference of a file: its fastMRI target, if it has one.
+
+    fastMRI's choice: ``reconstruction_esc`` for single-coil data, ``reconstruction_rss`` for
+    multi-coil data, the other one when only it is present (single-coil knee files carry both).
+    """
+    from mrirecon.io.fastmri_h5 import preferred_targets
+
+    for name in preferred_targets(single_coil=not kspace.is_multicoil):
         if name in kspace.targets:
             return np.asarray(kspace.targets[name][:], dtype=np.float32)
     return None

@@ -59,6 +59,7 @@ _RESERVED = (*OWN_ATTRS, "mrirecon_version")
 __all__ = [
     "RECONSTRUCTION_KEY",
     "TARGET_KEYS",
+    "preferred_targets",
     "H5SliceSource",
     "check_finite",
     "read_kspace",
@@ -66,6 +67,12 @@ __all__ = [
     "write_dataset",
     "write_reconstruction",
 ]
+
+
+def preferred_targets(single_coil: bool) -> tuple[str, str]:
+    """Target datasets in fastMRI's order of preference: ESC first for single-coil data (what a
+    single-coil reconstruction approximates), RSS first for multi-coil data."""
+    return TARGET_KEYS if single_coil else TARGET_KEYS[::-1]
 
 
 def read_kspace(path: str | os.PathLike) -> KSpace:

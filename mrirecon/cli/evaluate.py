@@ -1,0 +1,184 @@
+"""``mrirecon evaluate``: score reconstructions with the fastMRI metrics; tables, report, gates.
+
+Two modes. Sweep mode (DATA given): fully sampled files are undersampled at each ``--accel`` with
+the per-file masks ``mrirecon reconstruct`` draws, reconstructed by each of ``--methods`` and
+scored against their targets. Files mode (``--predictions`` and ``--targets``): reconstruction
+files already written are scored against the targets of the same name, as fastMRI's
+``evaluate.py`` does. The library does the work (:mod:`mrirecon.evaluate`,
+:mod:`mrirecon.report`); torch is imported only inside the command body.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from mrirecon.cli._console import UsageError, emit_json, err, error_line, info, print_table
+from mrirecon.errors import InvalidParameterError
+from mrirecon.sampling.spec import MaskKind
+
+
+def evaluate_command(
+    data: Annotated[list[Path] | None, typer.Argument(
+        help="Sweep mode: fully sampled fastMRI k-space files, or DICOM/NIfTI images (simulated "
+        "first).", show_default=False, metavar="DATA")] = None,
+    accel: Annotated[list[str] | None, typer.Option(
+        "--accel", help="Accelerations to sweep: repeat (--accel 2 --accel 4) or list "
+        "(--accel 2,4,8) \\[default: 4].", show_default=False, metavar="R[,R...]")] = None,
+    methods: Annotated[list[str] | None, typer.Option(
+        "--methods", help="Methods to sweep: zero-filled, sense, cs; repeat or list "
+        "(--methods zero-filled,sense,cs) \\[default: zero-filled].", show_default=False,
+        metavar="METHOD[,METHOD...]")
+    ] = None,
+    mask_kind: Annotated[MaskKind, typer.Option("--mask-kind", help="Mask pattern.")] = (
+        MaskKind.RANDOM),
+    center_fraction: Annotated[float | None, typer.Option(
+        "--center-fraction", help="Fully sampled centre fraction \\[default: 0.32 / accel].")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Base seed of the per-file masks "
+                                      "(as in mrirecon reconstruct).")] = 0,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Slices per batch.")] = 8,
+    report_dir: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Report folder: records/summary CSV+JSON, plots, panels.",
+        show_default=False)] = None,
+    predictions: Annotated[Path | None, typer.Option(
+        "--predictions", help="Files mode: folder of reconstruction .h5 files.",
+        show_default=False)] = None,
+    targets: Annotated[Path | None, typer.Option(
+        "--targets", help="Files mode: folder of target .h5 files of the same names.",
+        show_default=False)] = None,
+    acceleration: Annotated[float | None, typer.Option(
+        "--acceleration", help="Files mode: only predictions made at this acceleration.",
+        show_default=False)] = None,
+    acquisition: Annotated[str | None, typer.Option(
+        "--acquisition", help="Files mode: only targets of this acquisition (e.g. CORPD_FBK).",
+        show_default=False)] = None,
+    fail_below: Annotated[str | None, typer.Option(
+        "--fail-below", help="Exit 1 if a (method, R) mean misses a threshold, e.g. "
+        "psnr=30,ssim=0.8 (nmse=V is an upper bound).", show_default=False,
+        metavar="METRIC=V[,...]")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing report "
+                                            "files.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the summary and records as "
+                                           "JSON.")] = False,
+) -> int:
+    """Evaluate reconstructions (fastMRI NMSE, PSNR, SSIM; mean and 95% CI over volumes).
+
+    Sweep mode: mrirecon evaluate DATA... --accel 2,4,8 --methods zero-filled,cs -o report/.
+    Files mode: mrirecon evaluate --predictions recon/ --targets data/ [--acceleration 4].
+    Exit codes: 0 all good, 1 a --fail-below threshold missed or a runtime error, 2 usage error.
+    """
+    from mrirecon import evaluate, report
+    from mrirecon.fileutil import check_writable
+
+    sweep_mode = bool(data)
+    if sweep_mode and (predictions or targets):
+        raise UsageError("give either DATA files (sweep mode) or --predictions and --targets "
+                         "(files mode), not both")
+    if not sweep_mode and not (predictions and targets):
+        raise UsageError("give DATA files to sweep, or both --predictions and --targets")
+    if sweep_mode and (acceleration is not None or acquisition is not None):
+        raise UsageError("--acceleration and --acquisition filter files mode; in sweep mode "
+                         "use --accel")
+    if not sweep_mode and (accel or methods):
+        raise UsageError("--accel and --methods belong to sweep mode (DATA files); in files mode "
+                         "use --acceleration")
+    if fail_below is not None:
+        evaluate.parse_thresholds(fail_below)  # a bad spec fails before any work
+    if sweep_mode:
+        accels, names = evaluate.check_sweep_options(
+            _floats(accel or ["4"], "--accel"), _split(methods or ["zero-filled"]),
+            mask_kind=mask_kind.value, center_fraction=center_fraction)
+    plots = report.plots_available()
+    if report_dir is not None:
+        check_writable(report.report_files(report_dir, accels if sweep_mode else [],
+                                           plots=plots), overwrite)
+
+    if sweep_mode:
+        from mrirecon.inference import resolve_device
+
+        with _progress() as step:
+            records = evaluate.sweep(
+                data, accels, names, mask_kind=mask_kind.value, center_fraction=center_fraction,
+                seed=seed, device=resolve_device(device), batch_size=batch_size, progress=step)
+        notes, panels, panel_file = records.notes, records.panels, records.panel_file
+    else:
+        records = evaluate.compare_files(predictions, targets, acceleration=acceleration,
+                                         acquisition=acquisition)
+        notes, panels, panel_file = [], {}, None
+    for note in notes:
+        info(f"[yellow]warning:[/] {note}")
+    summary = evaluate.summarize_records(records)
+    failures = evaluate.check_thresholds(summary, fail_below) if fail_below else []
+    written: list[Path] = []
+    if report_dir is not None:
+        written = report.write_report(report_dir, records, summary, panels=panels,
+                                      panel_file=panel_file, notes=notes, overwrite=overwrite)
+        if not plots:
+            info("matplotlib is not installed: plots and panels skipped (pip install matplotlib)")
+    if json_out:
+        emit_json(report.json_safe({"summary": summary, "records": list(records),
+                                    "notes": notes, "failed_thresholds": failures,
+                                    "report_files": [str(p) for p in written]}))
+    else:
+        print_table(["method", "R", "PSNR (dB)", "SSIM", "NMSE", "s/slice", "n"],
+                    [_row(r) for r in summary], title="fastMRI metrics, mean +/- 95% CI")
+        if written:
+            info(f"report: {len(written)} files in {report_dir}")
+    for failure in failures:
+        error_line(f"threshold missed: {failure}")
+    return 1 if failures else 0
+
+
+def _split(values: list[str]) -> list[str]:
+    """``["2,4", "8"]`` -> ``["2", "4", "8"]`` (repeated options and comma lists alike)."""
+    return [part.strip() for v in values for part in str(v).split(",") if part.strip()]
+
+
+def _floats(values: list[str], option: str) -> list[float]:
+    out = []
+    for part in _split(values):
+        try:
+            out.append(float(part))
+        except ValueError:
+            raise InvalidParameterError(f"{option} {part!r} is not a number; expected e.g. "
+                                        f"{option} 4 or {option} 2,4,8") from None
+    return out
+
+
+def _pm(row: dict[str, Any], metric: str, fmt: str) -> str:
+    mean, high = row[f"{metric}_mean"], row[f"{metric}_ci95_high"]
+    if row["n"] < 2:
+        return format(mean, fmt)
+    return f"{mean:{fmt}} +/- {high - mean:{fmt}}"
+
+
+def _row(r: dict[str, Any]) -> list[str]:
+    accel = "?" if r["acceleration"] is None else f"{r['acceleration']:g}"
+    sps = r["seconds_per_slice"]
+    return [r["method"], accel, _pm(r, "psnr", ".2f"), _pm(r, "ssim", ".4f"),
+            _pm(r, "nmse", ".4f"), "-" if sps is None else f"{sps:.3g}", str(r["n"])]
+
+
+class _progress:
+    """A rich progress bar on stderr, shown only on a terminal; yields the sweep callback."""
+
+    def __enter__(self) -> Any:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self.bar = Progress(TextColumn("evaluate {task.description}"), BarColumn(),
+                            MofNCompleteColumn(), console=err, disable=not err.is_terminal,
+                            transient=True)
+        self.bar.__enter__()
+        self.task = self.bar.add_task("", total=None)
+
+        def step(done: int, total: int, description: str) -> None:
+            self.bar.update(self.task, completed=done, total=total, description=description)
+
+        return step
+
+    def __exit__(self, *exc: Any) -> None:
+        self.bar.__exit__(*exc)

@@ -1,0 +1,220 @@
+"""The evaluation report folder: tables (CSV, JSON), metric-vs-acceleration plots, image panels.
+
+Files (deterministic names, see :func:`report_files`)::
+
+    records.csv, records.json      one row per reconstructed volume (mrirecon.evaluate records)
+    summary.csv, summary.json      one row per (method, acceleration): means and 95% CIs
+    psnr_vs_acceleration.png       one line per method, error bars = 95% CI of the mean
+    ssim_vs_acceleration.png
+    panel_R<accel>.png             target | zero-filled | each method | |error| of the best method
+
+Every path is checked (:func:`~mrirecon.fileutil.check_writable`) before anything is written, and
+all files are written to temporary names and renamed only once every one of them has been
+rendered, so a failure leaves the folder as it was. This is the only module that imports
+matplotlib, inside the functions that draw (Agg canvas, no pyplot, no global backend change); when
+matplotlib is missing the tables are still written and :func:`plots_available` says why not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mrirecon import __version__
+from mrirecon.fileutil import atomic_path, check_writable
+
+TABLES = ("records.csv", "records.json", "summary.csv", "summary.json")
+PLOTS = ("psnr_vs_acceleration.png", "ssim_vs_acceleration.png")
+#: The |error| image is shown on the images' grey scale, amplified by this factor.
+ERROR_GAIN = 5.0
+PROTOCOL = ("fastMRI protocol: per-volume NMSE, PSNR and SSIM (7x7 window, K1=0.01, K2=0.03) with "
+            "data range = max of the reference volume; mean over volumes with a 95% t-interval")
+
+
+def plots_available() -> bool:
+    """True if matplotlib can be imported (the plots and panels need it)."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def panel_name(acceleration: float) -> str:
+    """``panel_R4.png``, ``panel_R2.5.png``."""
+    return f"panel_R{acceleration:g}.png"
+
+
+def report_files(out_dir: str | Path, panel_accelerations: Sequence[float] = (), *,
+                 plots: bool = True) -> list[Path]:
+    """Every file :func:`write_report` will write into ``out_dir``, for checking up front."""
+    out = Path(out_dir)
+    names = list(TABLES)
+    if plots:
+        names += [*PLOTS, *(panel_name(a) for a in panel_accelerations)]
+    return [out / n for n in names]
+
+
+def write_report(out_dir: str | Path, records: Sequence[Mapping[str, Any]],
+                 summary: Sequence[Mapping[str, Any]], *,
+                 panels: Mapping[float, Mapping[str, np.ndarray]] | None = None,
+                 panel_file: str | None = None, notes: Sequence[str] = (),
+                 overwrite: bool = False) -> list[Path]:
+    """Write the report folder; returns the files written.
+
+    Parameters
+    ----------
+    records, summary
+        From :func:`mrirecon.evaluate.sweep` / :func:`~mrirecon.evaluate.compare_files` and
+        :func:`~mrirecon.evaluate.summarize_records`.
+    panels, panel_file
+        :attr:`mrirecon.evaluate.SweepRecords.panels` and ``panel_file``: one panel per
+        acceleration (none in files mode).
+    notes
+        One-line notes stored in ``summary.json`` (e.g. skipped methods).
+    overwrite
+        Replace existing report files; otherwise an existing one is an
+        :class:`~mrirecon.errors.OutputError` raised before anything is written.
+
+    Non-finite values (the infinite PSNR of a perfect reconstruction) are written as empty CSV
+    cells and JSON ``null``. Plots and panels are skipped when matplotlib is missing.
+    """
+    out = Path(out_dir)
+    plots = plots_available()
+    panels = dict(panels or {})
+    paths = report_files(out, list(panels), plots=plots)
+    check_writable(paths, overwrite)
+    writers: dict[str, Any] = {
+        "records.csv": lambda p: _write_csv(p, records),
+        "records.json": lambda p: _write_json(p, list(records)),
+        "summary.csv": lambda p: _write_csv(p, summary),
+        "summary.json": lambda p: _write_json(p, {
+            "mrirecon_version": __version__, "metrics": PROTOCOL, "notes": list(notes),
+            "summary": list(summary)}),
+    }
+    if plots:
+        for metric, name in zip(("psnr", "ssim"), PLOTS, strict=True):
+            writers[name] = lambda p, m=metric: plot_metric(summary, m, p)
+        for accel, images in panels.items():
+            scores = {r["method"]: r for r in records
+                      if r["file"] == panel_file and r.get("acceleration") == accel}
+            writers[panel_name(accel)] = lambda p, a=accel, i=images, s=scores: draw_panel(
+                i, s, p, title=f"{panel_file or ''}  R={a:g}, middle slice")
+    with contextlib.ExitStack() as stack:  # renames happen only if every file was written
+        for path in paths:
+            tmp = stack.enter_context(atomic_path(path, overwrite))
+            writers[path.name](tmp)
+    return paths
+
+
+# --- tables -----------------------------------------------------------------------------------
+
+
+def json_safe(value: Any) -> Any:
+    """JSON-safe values: non-finite floats -> None, numpy scalars -> Python, paths -> str."""
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(json_safe(data), indent=2, allow_nan=False) + "\n")
+
+
+def _write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, restval="")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: "" if v is None else v for k, v in json_safe(dict(row)).items()})
+
+
+# --- plots and panels (matplotlib, imported here only) -------------------------------------
+
+
+def _figure(width: float, height: float) -> Any:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def plot_metric(summary: Sequence[Mapping[str, Any]], metric: str, path: str | Path) -> None:
+    """``<metric>`` mean against acceleration, one line per method, error bars = 95% CI."""
+    fig = _figure(5.5, 4.0)
+    ax = fig.add_subplot()
+    rows = [r for r in summary if r.get("acceleration") is not None]
+    for method in dict.fromkeys(r["method"] for r in rows):
+        group = sorted((r for r in rows if r["method"] == method),
+                       key=lambda r: r["acceleration"])
+        x = [r["acceleration"] for r in group]
+        y = np.array([r[f"{metric}_mean"] for r in group], dtype=float)
+        low = np.array([r[f"{metric}_ci95_low"] for r in group], dtype=float)
+        high = np.array([r[f"{metric}_ci95_high"] for r in group], dtype=float)
+        err = np.nan_to_num(np.stack([y - low, high - y]), nan=0.0, posinf=0.0, neginf=0.0)
+        ax.errorbar(x, np.where(np.isfinite(y), y, np.nan), yerr=err, marker="o", capsize=3,
+                    label=method)
+    if not rows:
+        ax.text(0.5, 0.5, "no acceleration recorded", ha="center", va="center",
+                transform=ax.transAxes)
+    else:
+        ticks = sorted({float(r["acceleration"]) for r in rows})
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.legend()
+    ax.set_xlabel("acceleration R")
+    ax.set_ylabel({"psnr": "PSNR (dB)", "ssim": "SSIM"}.get(metric, metric.upper()))
+    ax.set_title(f"{metric.upper()} vs acceleration (mean, 95% CI)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+
+
+def draw_panel(images: Mapping[str, np.ndarray], scores: Mapping[str, Mapping[str, Any]],
+               path: str | Path, *, title: str = "") -> None:
+    """Target | zero-filled | each method | |error| of the best method, one grey scale.
+
+    ``images`` maps ``"target"``, ``"zero-filled"`` and method names to 2-D images; ``scores``
+    maps method names to their records (PSNR/SSIM in the titles; the best PSNR picks the error
+    image). All images share ``vmin = 0``, ``vmax = max(target)``; the error is shown on the same
+    scale amplified by :data:`ERROR_GAIN`.
+    """
+    target = np.asarray(images["target"], dtype=np.float32)
+    methods = ["zero-filled", *(m for m in images if m not in ("target", "zero-filled"))]
+    scored = [m for m in methods if m in scores]
+    best = max(scored, key=lambda m: scores[m]["psnr"]) if scored else methods[-1]
+    tiles = [("target", target)]
+    for m in methods:
+        label = m if m not in scores else (f"{m}\n{scores[m]['psnr']:.2f} dB, "
+                                           f"SSIM {scores[m]['ssim']:.3f}")
+        tiles.append((label, np.asarray(images[m], dtype=np.float32)))
+    error = np.abs(target - np.asarray(images[best], dtype=np.float32)) * ERROR_GAIN
+    tiles.append((f"|error| x{ERROR_GAIN:g}\n{best}", error))
+    vmax = float(target.max()) or 1.0
+    fig = _figure(2.4 * len(tiles), 2.9)
+    for i, (label, image) in enumerate(tiles):
+        ax = fig.add_subplot(1, len(tiles), i + 1)
+        ax.imshow(image, cmap="gray", vmin=0.0, vmax=vmax, interpolation="nearest")
+        ax.set_title(label, fontsize=9)
+        ax.set_axis_off()
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.92 if title else 1))
+    fig.savefig(path, format="png")

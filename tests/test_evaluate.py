@@ -1,0 +1,233 @@
+"""Evaluation on k-space simulated from real bundled images: sweeps, files mode, report."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import h5py
+import nibabel as nib
+import numpy as np
+import pytest
+from pydicom.data import get_testdata_file
+
+from mrirecon import evaluate, report
+from mrirecon.data import Volume
+from mrirecon.errors import InputFileError, InvalidParameterError, MriReconError, OutputError
+from mrirecon.evaluate import compare_files, summarize_records, sweep
+from mrirecon.inference import (
+    MaskOptions,
+    choose_mask,
+    prepare_kspace,
+    reconstruct_file,
+    reference_image,
+)
+from mrirecon.io.fastmri_h5 import write_reconstruction
+from mrirecon.physics.simulate import SimulationParams
+from mrirecon.recon.methods import build_reconstructor
+from mrirecon.simulation import simulate_file
+
+MR_SMALL = Path(get_testdata_file("MR_small.dcm", download=False))
+EXAMPLE4D = Path(nib.__file__).parent / "tests" / "data" / "example4d.nii.gz"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    """Two fully sampled fastMRI files: MR_small (4 coils, 1 slice), example4d (1 coil, 24)."""
+    folder = tmp_path_factory.mktemp("data")
+    simulate_file(MR_SMALL, folder, SimulationParams(coils=4))
+    simulate_file(EXAMPLE4D, folder, SimulationParams(coils=1), matrix=48)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def files(data) -> list[Path]:
+    return [data / "MR_small.h5", data / "example4d.h5"]
+
+
+@pytest.fixture(scope="module")
+def swept(files) -> evaluate.SweepRecords:
+    return sweep(files, [2, 4, 8], ["zero-filled"])
+
+
+def metrics_of(records) -> dict:
+    return {(r["file"], r["acceleration"]): (r["psnr"], r["ssim"], r["nmse"]) for r in records}
+
+
+def test_reference_of_a_fully_sampled_file_is_its_target(files) -> None:
+    for path in files:
+        kspace = prepare_kspace(path)
+        reference = reference_image(kspace)
+        full = build_reconstructor("zero-filled")(kspace).data
+        np.testing.assert_allclose(full, reference, rtol=1e-5, atol=1e-5 * reference.max())
+    with pytest.raises(InvalidParameterError, match="acceleration must be a number > 1, got 1"):
+        sweep(files, [1], ["zero-filled"])
+    with pytest.raises(InvalidParameterError, match="unknown method 'rim'"):
+        sweep(files, [4], ["rim"])
+
+
+def test_zero_filled_psnr_decreases_with_acceleration(swept) -> None:
+    assert len(swept) == 6 and not swept.notes
+    for name in ("MR_small.h5", "example4d.h5"):
+        rows = [r for r in swept if r["file"] == name]
+        assert [r["acceleration"] for r in rows] == [2, 4, 8]
+        psnr = [r["psnr"] for r in rows]
+        ssim = [r["ssim"] for r in rows]
+        assert psnr[0] > psnr[1] > psnr[2] and ssim[0] > ssim[1] > ssim[2]
+        assert all(r["simulated"] and r["achieved_acceleration"] > 1 for r in rows)
+    summary = summarize_records(swept)
+    assert [(s["method"], s["acceleration"], s["n"]) for s in summary] == [
+        ("zero-filled", 2, 2), ("zero-filled", 4, 2), ("zero-filled", 8, 2)]
+    assert summary[0]["psnr_ci95_low"] < summary[0]["psnr_mean"] < summary[0]["psnr_ci95_high"]
+    # panels: the middle slice of the first file, target and zero-filled, per acceleration
+    assert swept.panel_file == "MR_small.h5" and sorted(swept.panels) == [2, 4, 8]
+    assert set(swept.panels[4]) == {"target", "zero-filled"}
+    assert swept.panels[4]["target"].shape == (64, 64)
+
+
+def test_sweep_agrees_with_reconstruct_then_compare(files, swept, tmp_path) -> None:
+    recon = build_reconstructor("zero-filled")
+    for path in files:
+        reconstruct_file(path, tmp_path, recon, MaskOptions(acceleration=4.0))
+    compared = compare_files(tmp_path, files[0].parent)
+    assert [r["file"] for r in compared] == ["MR_small.h5", "example4d.h5"]
+    by_key = metrics_of(swept)
+    for r in compared:
+        assert r["method"] == "zero-filled" and r["acceleration"] == 4
+        expected = by_key[(r["file"], 4.0)]
+        np.testing.assert_allclose((r["psnr"], r["ssim"], r["nmse"]), expected, rtol=1e-6)
+        sweep_row = next(s for s in swept if s["file"] == r["file"] and s["acceleration"] == 4)
+        assert r["achieved_acceleration"] == sweep_row["achieved_acceleration"]
+    # filters: acquisition of the simulated targets, acceleration from the recorded mask spec
+    assert len(compare_files(tmp_path, files[0].parent, acquisition="SIMULATED",
+                             acceleration=4)) == 2
+    with pytest.raises(InvalidParameterError, match="acceleration 8"):
+        compare_files(tmp_path, files[0].parent, acceleration=8)
+    with pytest.raises(InvalidParameterError, match="acquisition 'CORPD_FBK'.*SIMULATED"):
+        compare_files(tmp_path, files[0].parent, acquisition="CORPD_FBK")
+
+
+def test_masks_are_the_same_in_every_run(files, swept) -> None:
+    kspace = prepare_kspace(files[1])
+    options = MaskOptions(acceleration=4.0, seed=3)
+    first = choose_mask(kspace, options, files[1].name)
+    again = choose_mask(prepare_kspace(files[1]), options, files[1].name)
+    np.testing.assert_array_equal(first.array, again.array)
+    other = choose_mask(kspace, options, files[0].name)  # another file, another mask
+    assert other.spec.seed != first.spec.seed
+    assert metrics_of(sweep(files, [2, 4, 8], ["zero-filled"])) == metrics_of(swept)
+    reseeded = metrics_of(sweep(files, [4], ["zero-filled"], seed=1))
+    assert reseeded[("example4d.h5", 4.0)] != metrics_of(swept)[("example4d.h5", 4.0)]
+
+
+def test_already_undersampled_file_is_refused(files, tmp_path) -> None:
+    masked = tmp_path / "masked.h5"
+    shutil.copy(files[0], masked)
+    with h5py.File(masked, "a") as f:
+        f.create_dataset("mask", data=np.arange(64) % 2 == 0)
+    with pytest.raises(InputFileError, match=r"masked\.h5: already undersampled.*--predictions"):
+        sweep([masked], [4], ["zero-filled"])
+
+
+def test_methods_needing_coils_are_skipped_on_single_coil(files) -> None:
+    pytest.importorskip("mrirecon.recon.sigpy_baselines")
+    pytest.importorskip("sigpy")
+    out = sweep(files, [2], ["zero-filled", "sense"], center_fraction=0.2)
+    assert [(r["file"], r["method"]) for r in out] == [
+        ("MR_small.h5", "zero-filled"), ("MR_small.h5", "sense"), ("example4d.h5", "zero-filled")]
+    assert out.notes == ["example4d.h5: sense needs multi-coil data; skipped on this single-coil "
+                         "file"]
+    assert set(out.panels[2]) == {"target", "zero-filled", "sense"}
+    with pytest.raises(MriReconError, match="nothing to evaluate: example4d.h5: sense needs"):
+        sweep(files[1:], [2], ["sense"])
+
+
+def test_files_mode_errors(files, tmp_path) -> None:
+    preds, targets = tmp_path / "preds", files[0].parent
+    recon = build_reconstructor("zero-filled")
+    reconstruct_file(files[0], preds, recon, MaskOptions(acceleration=4.0))
+    with pytest.raises(InputFileError, match=r"no prediction for 1 of 2 targets: example4d\.h5"):
+        compare_files(preds, targets)
+    write_reconstruction(Volume(np.ones((24, 40, 48), np.float32)), preds / "example4d.h5")
+    with pytest.raises(MriReconError, match=r"example4d\.h5 is 24x40x48 but its target .*"
+                       r"example4d\.h5 is 24x48x48"):
+        compare_files(preds, targets)
+    with pytest.raises(InputFileError, match="predictions folder not found"):
+        compare_files(tmp_path / "nowhere", targets)
+    with pytest.raises(InputFileError, match="no .h5 target files"):
+        compare_files(preds, _empty(tmp_path))
+
+
+def _empty(tmp_path: Path) -> Path:
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    return folder
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("", "empty threshold spec"),
+    ("psnr", "bad threshold 'psnr'"),
+    ("ssmi=0.8", "bad threshold 'ssmi=0.8'"),
+    ("psnr=thirty", "'thirty' is not a finite number"),
+    ("psnr=30,psnr=31", "threshold for psnr given twice"),
+])
+def test_threshold_parse_errors(spec: str, message: str) -> None:
+    with pytest.raises(InvalidParameterError, match=message):
+        evaluate.parse_thresholds(spec)
+
+
+def test_thresholds_compare_the_worst_group(swept) -> None:
+    summary = summarize_records(swept)
+    worst = min(s["psnr_mean"] for s in summary)
+    assert evaluate.parse_thresholds(" PSNR = 30 , nmse=0.5") == {"psnr": 30.0, "nmse": 0.5}
+    assert evaluate.check_thresholds(summary, f"psnr={worst - 0.01},nmse=1") == []
+    failed = evaluate.check_thresholds(summary, f"psnr={worst + 0.01},ssim=0.99,nmse=0.01")
+    assert len(failed) == 3
+    assert failed[0].startswith(f"psnr {worst:.4g} (zero-filled, R=8) is below the threshold")
+    assert "nmse" in failed[2] and "above" in failed[2]
+
+
+def test_report_files_and_no_partial_report(swept, tmp_path) -> None:
+    summary = summarize_records(swept)
+    out = tmp_path / "report"
+    written = report.write_report(out, swept, summary, panels=swept.panels,
+                                  panel_file=swept.panel_file, notes=["a note"])
+    names = sorted(p.name for p in written)
+    assert names == sorted(p.name for p in out.iterdir())  # no temporary files left
+    assert {"panel_R2.png", "panel_R4.png", "panel_R8.png", "psnr_vs_acceleration.png",
+            "ssim_vs_acceleration.png", "records.csv", "summary.json"} <= set(names)
+    for png in out.glob("*.png"):
+        assert png.read_bytes()[:8] == PNG_SIGNATURE
+    header = (out / "records.csv").read_text().splitlines()[0].split(",")
+    assert header[:3] == ["file", "method", "acceleration"]
+    assert json.loads((out / "summary.json").read_text())["notes"] == ["a note"]
+    assert len(json.loads((out / "records.json").read_text())) == 6
+    # an existing report file without overwrite: error before anything is written
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    (fresh / "summary.json").write_text("keep me")
+    with pytest.raises(OutputError, match="summary.json: output exists"):
+        report.write_report(fresh, swept, summary, panels=swept.panels)
+    assert [p.name for p in fresh.iterdir()] == ["summary.json"]
+    assert (fresh / "summary.json").read_text() == "keep me"
+    report.write_report(fresh, swept, summary, overwrite=True)
+    assert (fresh / "summary.json").read_text() != "keep me"
+
+
+def test_report_without_matplotlib_writes_tables(swept, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(report, "plots_available", lambda: False)
+    written = report.write_report(tmp_path, swept, summarize_records(swept), panels=swept.panels)
+    assert sorted(p.name for p in written) == sorted(report.TABLES)
+
+
+def test_render_failure_leaves_nothing(swept, tmp_path, monkeypatch) -> None:
+    def broken(*args, **kwargs):
+        raise RuntimeError("render failed")
+
+    monkeypatch.setattr(report, "draw_panel", broken)
+    with pytest.raises(RuntimeError, match="render failed"):
+        report.write_report(tmp_path / "r", swept, summarize_records(swept), panels=swept.panels,
+                            panel_file=swept.panel_file)
+    assert list((tmp_path / "r").iterdir()) == []
