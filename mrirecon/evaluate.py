@@ -138,7 +138,8 @@ def sweep(paths: Sequence[str | Path], accelerations: Sequence[float], methods: 
     The reference is the file's fastMRI target
     (:func:`~mrirecon.inference.reference_image`); without one, the zero-filled reconstruction
     of the fully sampled data (RSS over coils, equal to the target when there is one). A method
-    that needs coil data (SENSE) is skipped on single-coil files, with a note; the sweep fails only if nothing at all could be computed.
+    that needs coil data (SENSE) is skipped on single-coil files, with a note; the sweep fails
+    only if nothing at all could be computed.
 
     Raises
     ------
