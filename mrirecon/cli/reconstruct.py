@@ -10,6 +10,7 @@ import typer
 
 from mrirecon.cli._batch import run_batch
 from mrirecon.cli._console import emit_json, info, print_table
+from mrirecon.errors import InvalidParameterError
 from mrirecon.recon.methods import Method
 from mrirecon.sampling.spec import MaskKind
 
@@ -40,6 +41,11 @@ def reconstruct_command(
         MaskKind.RANDOM),
     mask_file: Annotated[Path | None, typer.Option(
         "--mask", help="A mask file from `mrirecon mask` (instead of --mask-kind).")] = None,
+    lamda: Annotated[float | None, typer.Option(
+        "--lamda", min=0.0, help="Regularisation weight of sense/cs, relative to the slice's "
+        "zero-filled maximum \\[default: tuned, see README].")] = None,
+    max_iter: Annotated[int | None, typer.Option(
+        "--max-iter", min=1, help="Solver iterations of sense/cs \\[default: tuned].")] = None,
     fmt: Annotated[OutputFormat | None, typer.Option(
         "--format", help="Output format \\[default: the input's].")] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
@@ -65,8 +71,12 @@ def reconstruct_command(
     if mask_file is None:  # check the spec before any file is touched (exit code 2)
         MaskSpec(kind=mask_kind, acceleration=accel, shape=(1, 1024),
                  center_fraction=center_fraction)
+    solver = {k: v for k, v in (("lamda", lamda), ("max_iter", max_iter)) if v is not None}
+    if solver and method is Method.ZERO_FILLED:
+        raise InvalidParameterError(
+            f"--lamda/--max-iter apply to sense and cs, not to {method.value}")
     reconstructor = build_reconstructor(method, device=resolve_device(device),
-                                        batch_size=batch_size)
+                                        batch_size=batch_size, **solver)
     options = MaskOptions(kind=mask_kind, acceleration=accel, center_fraction=center_fraction,
                           seed=seed, mask_file=mask_file)
     out_fmt = _FORMATS[fmt] if fmt else None

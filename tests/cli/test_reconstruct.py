@@ -141,3 +141,15 @@ def test_existing_output_untouched_without_overwrite(scans, tmp_path) -> None:
     assert (tmp_path / "MR_small.h5").read_bytes() == before
     assert invoke(scans / "MR_small.h5", "-o", tmp_path, "--accel", 8,
                   "--overwrite").exit_code == 0
+
+
+def test_solver_settings_are_overridable_and_recorded(scans, tmp_path) -> None:
+    result = invoke(scans / "example4d.h5", "-o", tmp_path, "--method", "cs", "--lamda", 0.01,
+                    "--max-iter", 5, "--accel", 2)
+    assert result.exit_code == 0, result.output
+    params = read_reconstruction(tmp_path / "example4d.h5").provenance["parameters"]
+    assert params["lamda"] == 0.01 and params["max_iter"] == 5
+    bad = invoke(scans / "example4d.h5", "-o", tmp_path / "zf", "--lamda", 0.01)
+    assert bad.exit_code == 2 and "apply to sense and cs, not to zero-filled" in bad.stderr
+    single = invoke(scans / "example4d.h5", "-o", tmp_path / "s", "--method", "sense")
+    assert single.exit_code == 1 and "sense needs multi-coil data" in single.stderr
