@@ -138,8 +138,10 @@ def sweep(paths: Sequence[str | Path], accelerations: Sequence[float], methods: 
     The reference is the file's fastMRI target
     (:func:`~mrirecon.inference.reference_image`); without one, the zero-filled reconstruction
     of the fully sampled data (RSS over coils, equal to the target when there is one). A method
-    that needs coil data (SENSE) is skipped on single-coil files, with a note; the sweep fails
-    only if nothing at all could be computed.
+    that needs coil data (SENSE) is skipped on single-coil files, and a reconstruction that
+    fails with a :class:`~mrirecon.errors.MriReconError` (e.g. too few centre lines for coil
+    maps, no convergence) is skipped for that file and acceleration; both leave a note (printed
+    and kept in ``summary.json``). The sweep fails only if nothing at all could be computed.
 
     Raises
     ------
@@ -191,7 +193,11 @@ def sweep(paths: Sequence[str | Path], accelerations: Sequence[float], methods: 
             under = undersample(kspace, mask)
             images: dict[str, np.ndarray] = {}
             for name in usable:
-                volume = recons[name](under)
+                try:
+                    volume = recons[name](under)
+                except MriReconError as exc:  # e.g. too few centre lines for coil maps at 8x
+                    out.notes.append(f"{path.name} R={accel:g}: {name} failed ({exc}); skipped")
+                    continue
                 scores = _score(reference, volume.data, path.name, name)
                 out.append({
                     "file": path.name, "method": name, "acceleration": accel,

@@ -144,6 +144,16 @@ def test_methods_needing_coils_are_skipped_on_single_coil(files) -> None:
         sweep(files[1:], [2], ["sense"])
 
 
+def test_a_failing_reconstruction_is_skipped_with_a_note(files) -> None:
+    pytest.importorskip("sigpy")
+    # a centre fraction of 0.05 keeps 3 of 64 centre lines: too few for coil maps
+    out = sweep(files[:1], [2, 8], ["zero-filled", "sense"], center_fraction=0.05)
+    done = [(r["method"], r["acceleration"]) for r in out]
+    assert ("zero-filled", 8) in done and ("sense", 8) not in done
+    assert any("R=8: sense failed (" in note and "calibration region" in note
+               for note in out.notes)
+
+
 def test_files_mode_errors(files, tmp_path) -> None:
     preds, targets = tmp_path / "preds", files[0].parent
     recon = build_reconstructor("zero-filled")
