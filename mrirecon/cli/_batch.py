@@ -13,6 +13,14 @@ from mrirecon.errors import MriReconError
 T = TypeVar("T")
 
 
+def progress_bar(label: str) -> Progress:
+    """The progress bar of every command: on stderr, only when it is a terminal, and gone
+    when done."""
+    columns = (TextColumn(f"{label} {{task.description}}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    return Progress(*columns, console=err, disable=not err.is_terminal, transient=True)
+
+
 def run_batch(items: Sequence[T], job: Callable[[T], dict[str, Any]],
               label: str) -> tuple[list[dict[str, Any]], int]:
     """Run ``job`` on every item; returns the records of those that worked and the failure count.
@@ -22,9 +30,7 @@ def run_batch(items: Sequence[T], job: Callable[[T], dict[str, Any]],
     """
     records: list[dict[str, Any]] = []
     failed = 0
-    columns = (TextColumn(f"{label} {{task.description}}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())
-    with Progress(*columns, console=err, disable=not err.is_terminal, transient=True) as bar:
+    with progress_bar(label) as bar:
         task = bar.add_task("", total=len(items))
         for item in items:
             bar.update(task, description=str(item))

@@ -15,7 +15,8 @@ from typing import Annotated, Any
 
 import typer
 
-from mrirecon.cli._console import UsageError, emit_json, err, error_line, info, print_table
+from mrirecon.cli._batch import progress_bar
+from mrirecon.cli._console import UsageError, emit_json, error_line, info, print_table
 from mrirecon.errors import InvalidParameterError
 from mrirecon.sampling.spec import MaskKind
 
@@ -167,11 +168,7 @@ class _progress:
     """A rich progress bar on stderr, shown only on a terminal; yields the sweep callback."""
 
     def __enter__(self) -> Any:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-        self.bar = Progress(TextColumn("evaluate {task.description}"), BarColumn(),
-                            MofNCompleteColumn(), console=err, disable=not err.is_terminal,
-                            transient=True)
+        self.bar = progress_bar("evaluate")
         self.bar.__enter__()
         self.task = self.bar.add_task("", total=None)
 
