@@ -26,3 +26,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def device(request: pytest.FixtureRequest) -> str:
     """Run a test on the CPU and (marked ``cuda``) on the GPU."""
     return request.param
+
+
+@pytest.fixture(scope="session")
+def simulated_scans(tmp_path_factory: pytest.TempPathFactory):
+    """Two fully sampled fastMRI files simulated from real bundled images: ``MR_small.h5``
+    (pydicom's MR_small.dcm, 4 coils, 1 slice, 64x64) and ``example4d.h5`` (nibabel's
+    example4d.nii.gz, 1 coil, 24 slices, resampled to 48x48). Read-only: copy before changing."""
+    from pathlib import Path
+
+    import nibabel
+    from pydicom.data import get_testdata_file
+
+    from mrirecon.physics.simulate import SimulationParams
+    from mrirecon.simulation import simulate_file
+
+    folder = tmp_path_factory.mktemp("simulated_scans")
+    simulate_file(Path(get_testdata_file("MR_small.dcm", download=False)), folder,
+                  SimulationParams(coils=4))
+    example = Path(nibabel.__file__).parent / "tests" / "data" / "example4d.nii.gz"
+    simulate_file(example, folder, SimulationParams(coils=1), matrix=48)
+    return folder

@@ -24,9 +24,7 @@ from mrirecon.inference import (
     reference_image,
 )
 from mrirecon.io.fastmri_h5 import write_reconstruction
-from mrirecon.physics.simulate import SimulationParams
 from mrirecon.recon.methods import build_reconstructor
-from mrirecon.simulation import simulate_file
 
 MR_SMALL = Path(get_testdata_file("MR_small.dcm", download=False))
 EXAMPLE4D = Path(nib.__file__).parent / "tests" / "data" / "example4d.nii.gz"
@@ -34,12 +32,8 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory) -> Path:
-    """Two fully sampled fastMRI files: MR_small (4 coils, 1 slice), example4d (1 coil, 24)."""
-    folder = tmp_path_factory.mktemp("data")
-    simulate_file(MR_SMALL, folder, SimulationParams(coils=4))
-    simulate_file(EXAMPLE4D, folder, SimulationParams(coils=1), matrix=48)
-    return folder
+def data(simulated_scans) -> Path:
+    return simulated_scans
 
 
 @pytest.fixture(scope="module")

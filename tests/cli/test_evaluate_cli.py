@@ -13,8 +13,6 @@ from pydicom.data import get_testdata_file
 from typer.testing import CliRunner
 
 from mrirecon.cli.app import app
-from mrirecon.physics.simulate import SimulationParams
-from mrirecon.simulation import simulate_file
 
 runner = CliRunner()
 MR_SMALL = Path(get_testdata_file("MR_small.dcm", download=False))
@@ -22,11 +20,8 @@ EXAMPLE4D = Path(nib.__file__).parent / "tests" / "data" / "example4d.nii.gz"
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("data")
-    simulate_file(MR_SMALL, folder, SimulationParams(coils=4))
-    simulate_file(EXAMPLE4D, folder, SimulationParams(coils=1), matrix=48)
-    return folder
+def data(simulated_scans) -> Path:
+    return simulated_scans
 
 
 def invoke(*args):

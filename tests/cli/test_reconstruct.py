@@ -18,8 +18,6 @@ from typer.testing import CliRunner
 from mrirecon.cli.app import app
 from mrirecon.io import load
 from mrirecon.io.fastmri_h5 import read_reconstruction
-from mrirecon.physics.simulate import SimulationParams
-from mrirecon.simulation import simulate_file
 
 runner = CliRunner()
 MR_SMALL = Path(get_testdata_file("MR_small.dcm", download=False))
@@ -31,11 +29,8 @@ def invoke(*args):
 
 
 @pytest.fixture(scope="module")
-def scans(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("scans")
-    simulate_file(MR_SMALL, folder, SimulationParams(coils=4))
-    simulate_file(EXAMPLE4D, folder, SimulationParams(coils=1), matrix=48)
-    return folder
+def scans(simulated_scans) -> Path:
+    return simulated_scans
 
 
 def test_h5_in_h5_out_with_provenance(scans, tmp_path) -> None:
