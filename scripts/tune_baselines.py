@@ -24,14 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from mrirecon import metrics
+from mrirecon.physics.calibration import checked_calibration_width
 from mrirecon.physics.simulate import SimulationParams, resample_inplane, simulate_kspace
-from mrirecon.recon.sigpy_baselines import (
-    SENSE,
-    CompressedSensing,
-    checked_calibration_width,
-    coil_maps,
-    mask_weights,
-)
+from mrirecon.recon.sigpy_baselines import SENSE, CompressedSensing, coil_maps, mask_weights
 from mrirecon.sampling import MaskSpec, make_mask
 
 COLIN27 = Path("/usr/share/mricron/templates/ch2.nii.gz")

@@ -54,67 +54,11 @@ import torch
 
 from mrirecon.data import KSpace, Volume
 from mrirecon.errors import InvalidParameterError, MriReconError
+from mrirecon.physics.calibration import acs_maps, checked_calibration_width
 from mrirecon.recon.base import Reconstructor
 
-#: Fewest fully sampled centre lines from which coil maps are estimated.
-MIN_CALIBRATION_LINES = 8
-#: Most centre lines used for coil maps (ESPIRiT's SVD grows with the square of the width).
-MAX_CALIBRATION_LINES = 32
 #: Coil-map estimators selectable with ``maps=``.
 MAP_METHODS = ("espirit", "acs")
-
-
-# ----------------------------------------------------------------------------- calibration
-
-
-def _centre_run(line: np.ndarray, centre: int) -> tuple[int, int]:
-    """Sampled neighbours of ``centre`` in a 1-D bool array: (count to the left, to the right);
-    ``(-1, -1)`` when the centre itself is not sampled."""
-    if not line[centre]:
-        return -1, -1
-    left = centre
-    while left > 0 and line[left - 1]:
-        left -= 1
-    right = centre
-    while right < len(line) - 1 and line[right + 1]:
-        right += 1
-    return centre - left, right - centre
-
-
-def _centred_width(line: np.ndarray) -> int:
-    """Widest block ``[n//2 - w//2, n//2 - w//2 + w)`` that is fully sampled (the block that
-    sigpy's centred crop ``sp.resize`` takes)."""
-    left, right = _centre_run(line, len(line) // 2)
-    if left < 0:
-        return 0
-    return 2 * min(left, right) + 1 + (1 if left > right else 0)
-
-
-def calibration_width(mask: np.ndarray | torch.Tensor, shape: tuple[int, int]) -> int:
-    """Side of the fully sampled square around the k-space centre, ``(ky, kx) = shape``.
-
-    Counts the contiguous sampled columns through the centre row (for a 1-D line mask the whole
-    ``ky`` extent is sampled, so only the columns limit it) and, for a 2-D mask, the contiguous
-    sampled rows through the centre column; returns the smaller, i.e. the largest centred
-    square block that is fully sampled (uncapped).
-    """
-    if isinstance(mask, torch.Tensor):
-        mask = mask.detach().cpu().numpy()
-    full = np.broadcast_to(np.asarray(mask, dtype=bool), shape)
-    ky, kx = shape
-    return min(_centred_width(full[ky // 2]), _centred_width(full[:, kx // 2]))
-
-
-def checked_calibration_width(mask: np.ndarray | torch.Tensor, shape: tuple[int, int]) -> int:
-    """:func:`calibration_width` capped at :data:`MAX_CALIBRATION_LINES`; raises
-    :class:`~mrirecon.errors.InvalidParameterError` below :data:`MIN_CALIBRATION_LINES`."""
-    width = calibration_width(mask, shape)
-    if width < MIN_CALIBRATION_LINES:
-        raise InvalidParameterError(
-            f"mask has too small a calibration region for coil maps: {width} fully sampled "
-            f"centre lines, expected at least {MIN_CALIBRATION_LINES} (raise the centre fraction)"
-        )
-    return min(width, MAX_CALIBRATION_LINES)
 
 
 def espirit_kernel_width(calib_width: int) -> int:
@@ -161,41 +105,6 @@ def espirit_maps(kspace_slice: np.ndarray, calib_width: int, *, thresh: float = 
     return np.asarray(maps, dtype=np.complex64)
 
 
-def acs_maps(kspace_slice: np.ndarray, calib_width: int) -> np.ndarray:
-    """Coil maps from the auto-calibration signal: smooth coil images divided by their RSS.
-
-    The centre ``calib_width`` x ``calib_width`` block of k-space is weighted by a separable
-    Hann window (no zero end points) and zero-padded; its inverse FFT gives low-resolution coil
-    images ``l_c``; the maps are ``l_c / sqrt(sum_c |l_c|^2)`` (unit root-sum-of-squares
-    everywhere, carrying the smooth image phase, which does not change ``|x|``).
-
-    Parameters
-    ----------
-    kspace_slice
-        ``(coils, ky, kx)`` complex k-space.
-    calib_width
-        Side of the fully sampled centre block.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(coils, ky, kx)`` complex64 maps.
-    """
-    from mrirecon.physics import ifft2c
-
-    ksp = np.asarray(kspace_slice, dtype=np.complex64)
-    _, ky, kx = ksp.shape
-    window = np.hanning(calib_width + 2)[1:-1].astype(np.float32)
-    r0, c0 = ky // 2 - calib_width // 2, kx // 2 - calib_width // 2
-    calib = np.zeros_like(ksp)
-    rows, cols = slice(r0, r0 + calib_width), slice(c0, c0 + calib_width)
-    calib[:, rows, cols] = ksp[:, rows, cols] * np.outer(window, window)
-    low = ifft2c(torch.from_numpy(calib)).numpy()
-    norm = np.sqrt(np.sum(np.abs(low) ** 2, axis=0))
-    floor = max(float(norm.max()) * 1e-8, np.finfo(np.float32).tiny)
-    return (low / np.maximum(norm, floor)).astype(np.complex64)
-
-
 def coil_maps(kspace_slice: np.ndarray, calib_width: int, method: str = "espirit") -> np.ndarray:
     """``(coils, ky, kx)`` maps by ``method`` (``"espirit"`` or ``"acs"``); all-ones for one
     coil."""
@@ -204,7 +113,8 @@ def coil_maps(kspace_slice: np.ndarray, calib_width: int, method: str = "espirit
     if method == "espirit":
         return espirit_maps(kspace_slice, calib_width)
     if method == "acs":
-        return acs_maps(kspace_slice, calib_width)
+        return acs_maps(torch.from_numpy(np.asarray(kspace_slice, np.complex64)),
+                        calib_width).numpy()
     raise InvalidParameterError(
         f"unknown coil-map method {method!r}; expected one of {', '.join(MAP_METHODS)}"
     )
@@ -363,7 +273,8 @@ class SENSE(SigpyReconstructor):
     Minimises ``1/2 ||M F S x - y||^2 + lamda/2 ||x||^2`` per slice with ESPIRiT (Uecker et al.
     2014) or ACS coil maps from the fully sampled centre, and returns ``|x|`` (see the module
     docstring for the scale ``lamda`` is relative to and for the device). Needs multi-coil data
-    and at least :data:`MIN_CALIBRATION_LINES` fully sampled centre lines.
+    and at least :data:`~mrirecon.physics.calibration.MIN_CALIBRATION_LINES` fully sampled
+    centre lines.
     """
 
     name = "sense"
@@ -412,14 +323,9 @@ class CompressedSensing(SigpyReconstructor):
 
 __all__ = [
     "MAP_METHODS",
-    "MAX_CALIBRATION_LINES",
-    "MIN_CALIBRATION_LINES",
     "SENSE",
     "CompressedSensing",
     "SigpyReconstructor",
-    "acs_maps",
-    "calibration_width",
-    "checked_calibration_width",
     "coil_maps",
     "espirit_kernel_width",
     "espirit_maps",

@@ -17,6 +17,7 @@ from mrirecon.data import KSpace
 from mrirecon.errors import InvalidParameterError, MriReconError
 from mrirecon.metrics import psnr
 from mrirecon.physics import ifft2c
+from mrirecon.physics.calibration import calibration_width, checked_calibration_width
 from mrirecon.physics.simulate import SimulationParams, simulate_kspace
 from mrirecon.recon import sigpy_baselines as sb
 from mrirecon.recon.zero_filled import ZeroFilled
@@ -120,14 +121,14 @@ def test_maps_reproduce_the_coil_images(brain: np.ndarray, method: str) -> None:
 def test_calibration_width() -> None:
     line = np.zeros((1, 64), bool)
     line[0, 27:37] = True  # fastMRI's 10 centre columns of 64: 5 left of 32, 4 right
-    assert sb.calibration_width(line, (64, 64)) == 10
+    assert calibration_width(line, (64, 64)) == 10
     line[0, 40] = True
-    assert sb.calibration_width(line, (64, 64)) == 10
+    assert calibration_width(line, (64, 64)) == 10
     box = np.zeros((64, 64), bool)
     box[26:38, 28:36] = True
-    assert sb.calibration_width(box, (64, 64)) == 8
-    assert sb.calibration_width(np.zeros((1, 64), bool), (64, 64)) == 0
-    assert sb.checked_calibration_width(np.ones((1, 128), bool), (96, 128)) == 32
+    assert calibration_width(box, (64, 64)) == 8
+    assert calibration_width(np.zeros((1, 64), bool), (64, 64)) == 0
+    assert checked_calibration_width(np.ones((1, 128), bool), (96, 128)) == 32
 
 
 def test_too_small_calibration_region_is_refused(mr_small: np.ndarray) -> None:

@@ -1,0 +1,101 @@
+"""The fully sampled k-space centre (calibration region) and coil maps estimated from it.
+
+Used by every method that needs coil sensitivities: the sigpy baselines (SENSE, CS) and the
+learned models' data-consistency gradient.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from mrirecon.errors import InvalidParameterError
+from mrirecon.physics.fft import ifft2c
+
+#: Fewest fully sampled centre lines from which coil maps are estimated.
+MIN_CALIBRATION_LINES = 8
+#: Most centre lines used for coil maps (ESPIRiT's SVD grows with the square of the width).
+MAX_CALIBRATION_LINES = 32
+
+def _centre_run(line: np.ndarray, centre: int) -> tuple[int, int]:
+    """Sampled neighbours of ``centre`` in a 1-D bool array: (count to the left, to the right);
+    ``(-1, -1)`` when the centre itself is not sampled."""
+    if not line[centre]:
+        return -1, -1
+    left = centre
+    while left > 0 and line[left - 1]:
+        left -= 1
+    right = centre
+    while right < len(line) - 1 and line[right + 1]:
+        right += 1
+    return centre - left, right - centre
+
+
+def _centred_width(line: np.ndarray) -> int:
+    """Widest block ``[n//2 - w//2, n//2 - w//2 + w)`` that is fully sampled (the block that
+    sigpy's centred crop ``sp.resize`` takes)."""
+    left, right = _centre_run(line, len(line) // 2)
+    if left < 0:
+        return 0
+    return 2 * min(left, right) + 1 + (1 if left > right else 0)
+
+
+def calibration_width(mask: np.ndarray | torch.Tensor, shape: tuple[int, int]) -> int:
+    """Side of the fully sampled square around the k-space centre, ``(ky, kx) = shape``.
+
+    Counts the contiguous sampled columns through the centre row (for a 1-D line mask the whole
+    ``ky`` extent is sampled, so only the columns limit it) and, for a 2-D mask, the contiguous
+    sampled rows through the centre column; returns the smaller, i.e. the largest centred
+    square block that is fully sampled (uncapped).
+    """
+    if isinstance(mask, torch.Tensor):
+        mask = mask.detach().cpu().numpy()
+    full = np.broadcast_to(np.asarray(mask, dtype=bool), shape)
+    ky, kx = shape
+    return min(_centred_width(full[ky // 2]), _centred_width(full[:, kx // 2]))
+
+
+def checked_calibration_width(mask: np.ndarray | torch.Tensor, shape: tuple[int, int]) -> int:
+    """:func:`calibration_width` capped at :data:`MAX_CALIBRATION_LINES`; raises
+    :class:`~mrirecon.errors.InvalidParameterError` below :data:`MIN_CALIBRATION_LINES`."""
+    width = calibration_width(mask, shape)
+    if width < MIN_CALIBRATION_LINES:
+        raise InvalidParameterError(
+            f"mask has too small a calibration region for coil maps: {width} fully sampled "
+            f"centre lines, expected at least {MIN_CALIBRATION_LINES} (raise the centre fraction)"
+        )
+    return min(width, MAX_CALIBRATION_LINES)
+
+
+def acs_maps(kspace: torch.Tensor, calib_width: int) -> torch.Tensor:
+    """Coil maps from the auto-calibration signal: smooth coil images divided by their RSS.
+
+    The centre ``calib_width`` x ``calib_width`` block of k-space is weighted by a separable
+    Hann window (no zero end points) and zero-padded; its inverse FFT gives low-resolution coil
+    images ``l_c``; the maps are ``l_c / sqrt(sum_c |l_c|^2)`` (unit root-sum-of-squares
+    everywhere, carrying the smooth image phase, which does not change ``|x|``).
+
+    Parameters
+    ----------
+    kspace
+        ``(..., coils, ky, kx)`` complex k-space (batch dimensions broadcast).
+    calib_width
+        Side of the fully sampled centre block.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(..., coils, ky, kx)`` maps, same dtype and device as ``kspace``.
+    """
+    ky, kx = kspace.shape[-2:]
+    window = torch.hann_window(calib_width + 2, periodic=False, dtype=torch.float64)[1:-1]
+    window = (window[:, None] * window[None, :]).to(kspace.device, kspace.real.dtype)
+    r0, c0 = ky // 2 - calib_width // 2, kx // 2 - calib_width // 2
+    calib = torch.zeros_like(kspace)
+    rows, cols = slice(r0, r0 + calib_width), slice(c0, c0 + calib_width)
+    calib[..., rows, cols] = kspace[..., rows, cols] * window
+    low = ifft2c(calib)
+    norm = torch.sqrt(torch.sum(low.abs() ** 2, dim=-3, keepdim=True))
+    floor = torch.clamp(norm.amax(dim=(-3, -2, -1), keepdim=True) * 1e-8,
+                        min=torch.finfo(norm.dtype).tiny)
+    return low / torch.maximum(norm, floor)
