@@ -100,7 +100,9 @@ def _check_reachable(spec: MaskSpec, n: int, num_low: int) -> None:
             f"acceleration {spec.acceleration:g} cannot be reached on {n} columns: "
             f"at most {n}x (one line)"
         )
-    if num_low >= budget:
+    # equal is reachable (the centre alone gives R exactly), except for equispaced-fraction,
+    # whose spacing formula divides by num_low * R - n
+    if num_low > budget or (num_low == budget and spec.kind is MaskKind.EQUISPACED_FRACTION):
         raise InvalidParameterError(
             f"acceleration {spec.acceleration:g} cannot be reached on {n} columns with centre "
             f"fraction {spec.center_fraction:g}: the {num_low} centre columns alone give "

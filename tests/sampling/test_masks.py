@@ -149,3 +149,11 @@ def test_presets() -> None:
     assert brain.kind is MaskKind.EQUISPACED and brain.shape == (640, 396)
     with pytest.raises(InvalidParameterError, match="unknown mask preset 'liver'"):
         load_preset("liver")
+
+
+def test_centre_alone_reaching_the_acceleration_is_allowed() -> None:
+    m = make_mask(MaskSpec(kind="random", acceleration=2, shape=(1, 16), center_fraction=0.5))
+    assert m.achieved_acceleration == 2 and m.sampled_lines == 8
+    with pytest.raises(InvalidParameterError, match="the 8 centre columns alone give 2x"):
+        make_mask(MaskSpec(kind="equispaced-fraction", acceleration=2, shape=(1, 16),
+                           center_fraction=0.5))
