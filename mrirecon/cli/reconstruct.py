@@ -30,8 +30,11 @@ def reconstruct_command(
         show_default=False)],
     out_dir: Annotated[Path, typer.Option("--output", "-o", help="Output folder.",
                                           show_default=False)],
-    method: Annotated[Method, typer.Option("--method", help="Reconstruction method.")] = (
-        Method.ZERO_FILLED),
+    method: Annotated[Method, typer.Option("--method", help="Classical reconstruction method.")
+                      ] = Method.ZERO_FILLED,
+    model: Annotated[Path | None, typer.Option(
+        "--model", help="A trained RIM/i-RIM checkpoint (.safetensors) instead of --method.",
+        show_default=False)] = None,
     accel: Annotated[float, typer.Option("--accel", help="Acceleration for fully sampled "
                                          "inputs.")] = 4.0,
     center_fraction: Annotated[float | None, typer.Option(
@@ -72,11 +75,13 @@ def reconstruct_command(
         MaskSpec(kind=mask_kind, acceleration=accel, shape=(1, 1024),
                  center_fraction=center_fraction)
     solver = {k: v for k, v in (("lamda", lamda), ("max_iter", max_iter)) if v is not None}
-    if solver and method is Method.ZERO_FILLED:
+    if model is not None and method is not Method.ZERO_FILLED:
+        raise InvalidParameterError(f"give --model or --method {method.value}, not both")
+    if solver and (model is not None or method is Method.ZERO_FILLED):
         raise InvalidParameterError(
-            f"--lamda/--max-iter apply to sense and cs, not to {method.value}")
+            f"--lamda/--max-iter apply to sense and cs, not to {model or method.value}")
     reconstructor = build_reconstructor(method, device=resolve_device(device),
-                                        batch_size=batch_size, **solver)
+                                        batch_size=batch_size, model=model, **solver)
     options = MaskOptions(kind=mask_kind, acceleration=accel, center_fraction=center_fraction,
                           seed=seed, mask_file=mask_file)
     out_fmt = _FORMATS[fmt] if fmt else None
@@ -85,7 +90,7 @@ def reconstruct_command(
         return reconstruct_file(path, out_dir, reconstructor, options, fmt=out_fmt,
                                 series=series, overwrite=overwrite)
 
-    records, failed = run_batch(inputs, job, f"{method.value}")
+    records, failed = run_batch(inputs, job, reconstructor.name)
     if json_out:
         emit_json(records)
     else:

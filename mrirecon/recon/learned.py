@@ -1,0 +1,136 @@
+"""Learned reconstruction (RIM, i-RIM) behind the Reconstructor protocol.
+
+:func:`prepare_batch` is the one place where k-space becomes a model's input, shared by
+inference and training: coil maps from the calibration region (one all-ones map for single-coil
+data), the SENSE operator ``A = M F S``, the coil-combined zero-filled start ``x0 = A^H y``, and
+a reversible intensity normalisation: both ``y`` and ``x0`` are divided per slice by ``scale``,
+the 99th percentile of ``|x0|``, and the model's output is multiplied back. Models see real
+channels only and receive the data-consistency gradient as a callable (:func:`gradient_channels`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mrirecon.physics import (
+    dc_gradient,
+    from_channels,
+    sense_operator,
+    single_coil_maps,
+    to_channels,
+)
+from mrirecon.physics.calibration import MAX_CALIBRATION_LINES, acs_maps, calibration_width
+from mrirecon.physics.operators import LinearOperator
+from mrirecon.recon.base import Reconstructor
+
+#: Percentile of the zero-filled magnitude that normalises each slice.
+NORMALISATION_PERCENTILE = 0.99
+
+
+@dataclass
+class ModelBatch:
+    """Inputs of a learned model for a batch of slices (all on one device)."""
+
+    x0: torch.Tensor  # (n, 2, y, x) normalised zero-filled estimate, real channels
+    y: torch.Tensor  # (n, coils, ky, kx) normalised measured k-space
+    op: LinearOperator  # A = M F S for these slices
+    scale: torch.Tensor  # (n,) the normalisation of each slice
+
+
+def prepare_batch(kspace: torch.Tensor, mask: torch.Tensor) -> ModelBatch:
+    """Model inputs from undersampled k-space ``(n, coils, ky, kx)`` and its ``mask``."""
+    n, coils, ky, kx = kspace.shape
+    if coils == 1:
+        maps = single_coil_maps((ky, kx), dtype=kspace.dtype, device=kspace.device)
+        maps = maps.expand(n, 1, ky, kx)
+    else:
+        width = min(calibration_width(mask, (ky, kx)), MAX_CALIBRATION_LINES)
+        maps = acs_maps(kspace, max(width, 2))
+    op = sense_operator(maps, mask)
+    x0 = op.adjoint(kspace)
+    magnitude = x0.abs().reshape(n, -1)
+    scale = torch.quantile(magnitude.float(), NORMALISATION_PERCENTILE, dim=1)
+    scale = scale.clamp_min(torch.finfo(torch.float32).tiny).to(magnitude.dtype)
+    x0 = x0 / scale[:, None, None]
+    y = kspace / scale[:, None, None, None]
+    return ModelBatch(to_channels(x0, channel_dim=None), y, op, scale)
+
+
+def gradient_channels(op: LinearOperator, y: torch.Tensor, size: tuple[int, int] | None = None):
+    """``x -> A^H (A x - y)`` on real channels ``(n, 2, H, W)``.
+
+    With ``size``, the model works on an image zero-padded to ``(H, W)`` (the i-RIM's U-Net needs
+    multiples of a power of two): the gradient is taken on the centre ``size`` crop and padded
+    back with zeros.
+    """
+
+    def grad(x: torch.Tensor) -> torch.Tensor:
+        if size is not None:
+            x, pad = _crop(x, size)
+        g = to_channels(dc_gradient(op, from_channels(x, None), y), channel_dim=None)
+        return F.pad(g, pad) if size is not None else g
+
+    return grad
+
+
+def _pad_amounts(size: tuple[int, int], multiple: int) -> tuple[int, int, int, int]:
+    h, w = size
+    ph, pw = (-h) % multiple, (-w) % multiple
+    return (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)
+
+
+def _crop(x: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, tuple[int, ...]]:
+    h, w = size
+    top, left = (x.shape[-2] - h) // 2, (x.shape[-1] - w) // 2
+    pad = (left, x.shape[-1] - w - left, top, x.shape[-2] - h - top)
+    return x[..., top : top + h, left : left + w], pad
+
+
+def run_model(model: nn.Module, batch: ModelBatch) -> list[torch.Tensor]:
+    """Every estimate the model returns, as complex images ``(n, y, x)`` in normalised units."""
+    size = tuple(batch.x0.shape[-2:])
+    multiple = int(getattr(model, "required_multiple", 1))
+    pad = _pad_amounts(size, multiple)
+    x0 = F.pad(batch.x0, pad) if any(pad) else batch.x0
+    grad = gradient_channels(batch.op, batch.y, size if any(pad) else None)
+    estimates = model(x0, grad)
+    return [from_channels(_crop(e, size)[0], None) for e in estimates]
+
+
+class LearnedReconstructor(Reconstructor):
+    """A trained model (from a checkpoint) as a :class:`~mrirecon.recon.base.Reconstructor`.
+
+    Returns the magnitude of the model's last estimate, times each slice's normalisation.
+    """
+
+    def __init__(self, model: nn.Module, name: str, *, device: Any = "cpu",
+                 batch_size: int = 8, metadata: dict[str, Any] | None = None) -> None:
+        super().__init__(device=device, batch_size=batch_size)
+        self.model = model.to(self.device).eval()
+        self.name = name
+        self.metadata = metadata or {}
+
+    def parameters(self) -> dict[str, Any]:
+        meta = self.metadata
+        return {"model": meta.get("name", self.name), "config": meta.get("config"),
+                "checkpoint_sha256": meta.get("sha256"), "checkpoint": meta.get("path")}
+
+    def reconstruct_batch(self, kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        batch = prepare_batch(kspace, mask)
+        image = run_model(self.model, batch)[-1]
+        return image.abs() * batch.scale[:, None, None]
+
+
+def load_reconstructor(path: Any, *, device: Any = "cpu", batch_size: int = 8
+                       ) -> LearnedReconstructor:
+    """A :class:`LearnedReconstructor` from a checkpoint file (safetensors; never unpickled)."""
+    from mrirecon.models.checkpoint import load_checkpoint
+
+    model, meta = load_checkpoint(path, device=device)
+    return LearnedReconstructor(model, str(meta.get("name", "model")), device=device,
+                                batch_size=batch_size, metadata={**meta, "path": str(path)})
