@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from mrirecon import __version__
-from mrirecon.cli import evaluate, info, mask, reconstruct, simulate
+from mrirecon.cli import evaluate, info, mask, models, reconstruct, simulate
 from mrirecon.cli._console import CliGroup
 
 app = typer.Typer(
@@ -47,6 +47,7 @@ app.command("mask")(mask.mask_command)
 app.command("simulate")(simulate.simulate_command)
 app.command("info")(info.info_command)
 app.command("reconstruct")(reconstruct.reconstruct_command)
+app.command("models")(models.models_command)
 app.command("evaluate")(evaluate.evaluate_command)
 
 
