@@ -59,7 +59,7 @@ def main() -> None:
                     if device.type == "cuda":
                         torch.cuda.synchronize()
                     seconds = (time.perf_counter() - start) / args.repeats
-                saved = saved_tensor_bytes(lambda m=model: m(x0.clone().requires_grad_(True),
+                saved = saved_tensor_bytes(lambda m=model, x=x0: m(x.clone().requires_grad_(True),
                                                              grad)[-1].square().sum())
                 results.append({"model": name, **variant, "steps": steps,
                                 "parameters": sum(p.numel() for p in model.parameters()),
