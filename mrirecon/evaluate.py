@@ -101,7 +101,7 @@ def check_sweep_options(accelerations: Sequence[float], methods: Sequence[str], 
 
 def sweep(paths: Sequence[str | Path], accelerations: Sequence[float], methods: Sequence[str],
           *, mask_kind: str = "random", center_fraction: float | None = None, seed: int = 0,
-          device: Any = "cpu", batch_size: int = 8,
+          device: Any = "cpu", batch_size: int = 8, models: Sequence[str | Path] = (),
           progress: Progress | None = None) -> SweepRecords:
     """Undersample fully sampled files at each acceleration, reconstruct with each method, score.
 
@@ -123,6 +123,9 @@ def sweep(paths: Sequence[str | Path], accelerations: Sequence[float], methods: 
         ``mrirecon reconstruct --accel R --seed seed``.
     device, batch_size
         Where and in how many slices at a time the reconstructors run.
+    models
+        Checkpoints of learned models to sweep too; each is a method named by its registry name
+        (``rim.v1``, ``irim.v1``).
     progress
         Called as ``progress(done, total, description)`` after each (file, acceleration).
 
@@ -163,6 +166,11 @@ def sweep(paths: Sequence[str | Path], accelerations: Sequence[float], methods: 
     accels, names = check_sweep_options(accelerations, methods, mask_kind=mask_kind,
                                         center_fraction=center_fraction)
     recons = {m: build_reconstructor(m, device=device, batch_size=batch_size) for m in names}
+    for checkpoint in models:
+        learned = build_reconstructor("zero-filled", model=checkpoint, device=device,
+                                      batch_size=batch_size)
+        recons[learned.name] = learned
+    names = list(recons)
     zero_filled = recons.get("zero-filled") or build_reconstructor(
         "zero-filled", device=device, batch_size=batch_size)
     out = SweepRecords()

@@ -33,6 +33,9 @@ def evaluate_command(
         "(--methods zero-filled,sense,cs) \\[default: zero-filled].", show_default=False,
         metavar="METHOD[,METHOD...]")
     ] = None,
+    model: Annotated[list[Path] | None, typer.Option(
+        "--model", help="Sweep mode: also evaluate this RIM/i-RIM checkpoint (repeatable).",
+        show_default=False)] = None,
     mask_kind: Annotated[MaskKind, typer.Option("--mask-kind", help="Mask pattern.")] = (
         MaskKind.RANDOM),
     center_fraction: Annotated[float | None, typer.Option(
@@ -84,9 +87,9 @@ def evaluate_command(
     if sweep_mode and (acceleration is not None or acquisition is not None):
         raise UsageError("--acceleration and --acquisition filter files mode; in sweep mode "
                          "use --accel")
-    if not sweep_mode and (accel or methods):
-        raise UsageError("--accel and --methods belong to sweep mode (DATA files); in files mode "
-                         "use --acceleration")
+    if not sweep_mode and (accel or methods or model):
+        raise UsageError("--accel, --methods and --model belong to sweep mode (DATA files); "
+                         "in files mode use --acceleration")
     if fail_below is not None:
         evaluate.parse_thresholds(fail_below)  # a bad spec fails before any work
     if sweep_mode:
@@ -104,7 +107,8 @@ def evaluate_command(
         with _progress() as step:
             records = evaluate.sweep(
                 data, accels, names, mask_kind=mask_kind.value, center_fraction=center_fraction,
-                seed=seed, device=resolve_device(device), batch_size=batch_size, progress=step)
+                seed=seed, device=resolve_device(device), batch_size=batch_size,
+                models=model or [], progress=step)
         notes, panels, panel_file = records.notes, records.panels, records.panel_file
     else:
         records = evaluate.compare_files(predictions, targets, acceleration=acceleration,

@@ -74,7 +74,7 @@ def test_files_mode_matches_sweep(data, tmp_path) -> None:
     ([], "give DATA files to sweep, or both --predictions and --targets"),
     (["X.h5", "--targets", "."], "not both"),
     (["--predictions", "."], "give DATA files to sweep, or both"),
-    (["--predictions", ".", "--targets", ".", "--accel", "4"], "--accel and --methods belong"),
+    (["--predictions", ".", "--targets", ".", "--accel", "4"], "--accel, --methods and --model belong"),
     (["X.h5", "--acceleration", "4"], "filter files mode"),
     (["X.h5", "--accel", "1"], "acceleration must be a number > 1"),
     (["X.h5", "--accel", "two"], "--accel 'two' is not a number"),

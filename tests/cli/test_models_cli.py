@@ -59,3 +59,14 @@ def test_bad_checkpoints_are_one_line_errors(simulated_scans, tmp_path) -> None:
     mixed = runner.invoke(app, ["reconstruct", scan, "--model", str(bad), "--method", "cs",
                                 "-o", str(tmp_path / "o")])
     assert mixed.exit_code == 2 and "give --model or --method cs, not both" in mixed.stderr
+
+
+def test_evaluate_sweeps_a_checkpoint(simulated_scans, tmp_path) -> None:
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "rim.safetensors", build("rim.v1", TINY["rim.v1"]),
+                           name="rim.v1", config=TINY["rim.v1"])
+    result = runner.invoke(app, ["evaluate", str(simulated_scans / "MR_small.h5"), "--accel",
+                                 "4", "--model", str(ckpt), "--json"])
+    assert result.exit_code == 0, result.output
+    methods = {r["method"] for r in json.loads(result.stdout)["records"]}
+    assert methods == {"zero-filled", "rim.v1"}
