@@ -68,9 +68,11 @@ def test_float32_inverse() -> None:
     assert (m.inverse(m.forward_state(h0, grad), grad) - h0).abs().max() < 1e-4
 
 
-def test_memory_free_gradients_equal_autograd() -> None:
+@pytest.mark.parametrize("shared", [False, True])
+def test_memory_free_gradients_equal_autograd(shared: bool) -> None:
     grad, batch = physics_gradient(4)
-    free, plain = model(memory_free=True), model(memory_free=False)
+    free = model(memory_free=True, shared_weights=shared)
+    plain = model(memory_free=False, shared_weights=shared)
     plain.load_state_dict(free.state_dict())
     grads = []
     for m in (free, plain):
