@@ -45,7 +45,9 @@ def emit_json(data: Any) -> None:
 
 def print_table(columns: list[str], rows: list[list[Any]], title: str | None = None) -> None:
     """Results on stdout: a rich table on a terminal, tab-separated lines (header first) in a
-    pipe, so ``cut``/``awk`` work on them."""
+    pipe, so ``cut``/``awk`` work on them. Nothing at all when there are no rows."""
+    if not rows:
+        return
     if sys.stdout.isatty():
         from rich.table import Table
 
