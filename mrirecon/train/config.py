@@ -1,0 +1,436 @@
+"""Training configuration: typed dataclasses, read from YAML and dotted ``key=value`` overrides.
+
+``mrirecon train CONFIG.yaml --set optim.lr=1e-4 --set mask.accelerations=[4,8]`` becomes
+``load_config("CONFIG.yaml", ["optim.lr=1e-4", "mask.accelerations=[4,8]"])``.
+
+Precedence: dataclass defaults < YAML file < overrides (later overrides win). Every key is
+checked: an unknown key at any level is an :class:`~mrirecon.errors.InvalidParameterError`
+that lists the valid keys of its section, values are coerced to the field's type (``"1e-4"``,
+which YAML 1.1 reads as a string, becomes a float; a scalar becomes a one-item list; ``null``
+or ``none`` clears an optional field) and a value of the wrong kind is rejected with the key,
+the expected kind and what was received.
+
+``model_config`` is checked against the configuration dataclass of the registered ``model``
+(:func:`mrirecon.models.registry.config_for`) and stored *resolved*, with every default filled
+in, so the saved configuration (:func:`save_config`, also stored in every checkpoint) rebuilds
+the same network and run: ``load_config(path) == cfg`` after ``save_config(cfg, path)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import types
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, ClassVar, NoReturn, Union, get_args, get_origin, get_type_hints
+
+import yaml
+
+from mrirecon.errors import InputFileError, InvalidParameterError
+from mrirecon.fileutil import atomic_path
+from mrirecon.sampling.spec import MaskKind
+
+_NONE_WORDS = ("none", "null", "~")
+_DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+SCHEDULES = ("cosine", "constant")
+
+
+class _Section:
+    """Shared ``__post_init__``: coerce every field to its annotated type, then validate."""
+
+    _prefix: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        hints = get_type_hints(type(self))
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = _coerce(getattr(self, f.name), hints[f.name], self._prefix + f.name)
+            setattr(self, f.name, value)
+        self._validate()
+
+    def _validate(self) -> None:
+        """Check value ranges; raise :class:`InvalidParameterError` naming the key."""
+
+    def _require(self, ok: bool, name: str, expected: str) -> None:
+        if not ok:
+            raise InvalidParameterError(
+                f"{self._prefix}{name} must be {expected}, got {getattr(self, name)!r}"
+            )
+
+
+@dataclass
+class MaskConfig(_Section):
+    """Undersampling drawn on the fly for training (key ``mask``).
+
+    Attributes
+    ----------
+    kind
+        A :class:`~mrirecon.sampling.spec.MaskKind` value (``random``, ``equispaced``, ...).
+    accelerations
+        Accelerations ``R`` (> 1); each training item draws one of them.
+    center_fractions
+        Fully sampled centre fraction per acceleration (same length), or ``None`` for fastMRI's
+        ``0.32 / R`` (:func:`~mrirecon.sampling.spec.default_center_fraction`).
+    seed
+        Base seed (>= 0) of the per-item mask generators.
+    """
+
+    _prefix: ClassVar[str] = "mask."
+    kind: str = "random"
+    accelerations: list[float] = field(default_factory=lambda: [4.0, 8.0])
+    center_fractions: list[float] | None = None
+    seed: int = 0
+
+    def _validate(self) -> None:
+        kinds = [k.value for k in MaskKind]
+        self._require(self.kind in kinds, "kind", "one of " + ", ".join(kinds))
+        accs = self.accelerations
+        self._require(bool(accs) and all(r > 1 for r in accs), "accelerations",
+                      "a non-empty list of numbers > 1")
+        cfs = self.center_fractions
+        if cfs is not None:
+            self._require(len(cfs) == len(accs) and all(0 < c < 1 for c in cfs),
+                          "center_fractions",
+                          f"null or {len(accs)} fraction(s) in (0, 1), one per acceleration")
+        self._require(self.seed >= 0, "seed", "an integer >= 0")
+
+
+@dataclass
+class OptimConfig(_Section):
+    """Optimiser (AdamW) and learning-rate schedule (key ``optim``).
+
+    Attributes
+    ----------
+    lr
+        Peak learning rate (> 0).
+    weight_decay
+        Decoupled weight decay (>= 0).
+    schedule
+        ``cosine``: linear warm-up over ``warmup_steps`` then cosine decay to 0 at the last
+        step; ``constant``: warm-up then constant.
+    warmup_steps
+        Steps of linear warm-up from 0 (>= 0).
+    grad_clip
+        Maximum global gradient norm (> 0), or ``None`` for no clipping.
+    """
+
+    _prefix: ClassVar[str] = "optim."
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    schedule: str = "cosine"
+    warmup_steps: int = 0
+    grad_clip: float | None = 1.0
+
+    def _validate(self) -> None:
+        self._require(self.lr > 0, "lr", "> 0")
+        self._require(self.weight_decay >= 0, "weight_decay", ">= 0")
+        self._require(self.schedule in SCHEDULES, "schedule", "one of " + ", ".join(SCHEDULES))
+        self._require(self.warmup_steps >= 0, "warmup_steps", ">= 0")
+        self._require(self.grad_clip is None or self.grad_clip > 0, "grad_clip", "null or > 0")
+
+
+@dataclass
+class DataConfig(_Section):
+    """Where the data are and how they are batched (key ``data``).
+
+    Attributes
+    ----------
+    train, val
+        fastMRI-format HDF5 files or folders (a single path is read as a one-item list). The
+        training loop requires ``train``; ``val`` may be empty (no validation).
+    crop
+        Training crop of the readout (image rows, > 0), or ``None`` for the full size.
+    batch_size
+        Slices per optimisation step (>= 1).
+    num_workers
+        DataLoader worker processes (>= 0).
+    """
+
+    _prefix: ClassVar[str] = "data."
+    train: list[str] = field(default_factory=list)
+    val: list[str] = field(default_factory=list)
+    crop: int | None = None
+    batch_size: int = 1
+    num_workers: int = 0
+
+    def _validate(self) -> None:
+        self._require(self.crop is None or self.crop > 0, "crop", "null or an integer > 0")
+        self._require(self.batch_size >= 1, "batch_size", "an integer >= 1")
+        self._require(self.num_workers >= 0, "num_workers", "an integer >= 0")
+
+
+@dataclass
+class LossConfig(_Section):
+    """Loss weights (key ``loss``): ``ssim * (1 - SSIM) + l1 * L1``, averaged over RIM steps.
+
+    Attributes
+    ----------
+    ssim, l1
+        Non-negative weights, not both zero.
+    """
+
+    _prefix: ClassVar[str] = "loss."
+    ssim: float = 1.0
+    l1: float = 0.0
+
+    def _validate(self) -> None:
+        self._require(self.ssim >= 0, "ssim", ">= 0")
+        self._require(self.l1 >= 0, "l1", ">= 0")
+        self._require(self.ssim + self.l1 > 0, "l1", "> 0 when loss.ssim is 0")
+
+
+@dataclass
+class TrainConfig(_Section):
+    """Everything a training run needs; the top level of the YAML file.
+
+    Attributes
+    ----------
+    model
+        Registered model name (:data:`mrirecon.models.registry.REGISTRY`).
+    model_config
+        Overrides of the model's configuration; stored resolved (every field).
+    data, mask, optim, loss
+        Sections: :class:`DataConfig`, :class:`MaskConfig`, :class:`OptimConfig`,
+        :class:`LossConfig`.
+    out
+        Run directory (configuration, checkpoints, logs).
+    epochs, max_steps
+        Training stops at whichever limit comes first (each ``None`` or >= 1, not both ``None``).
+    max_minutes
+        Wall-clock budget (> 0) after which the run checkpoints and stops, or ``None``.
+    device
+        ``auto`` (CUDA if present), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+    amp
+        Mixed precision on CUDA.
+    seed
+        Seed (>= 0) of initialisation and data order.
+    val_every, log_every
+        Validate / log every this many steps (>= 1).
+    resume
+        Checkpoint to resume from, or ``None``.
+    """
+
+    model: str = "irim.v1"
+    model_config: dict[str, Any] = field(default_factory=dict)
+    data: DataConfig = field(default_factory=DataConfig)
+    mask: MaskConfig = field(default_factory=MaskConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    out: str = "runs/train"
+    epochs: int | None = 10
+    max_steps: int | None = None
+    max_minutes: float | None = None
+    device: str = "auto"
+    amp: bool = False
+    seed: int = 0
+    val_every: int = 1000
+    log_every: int = 50
+    resume: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.model_config is None:
+            self.model_config = {}
+        super().__post_init__()
+        self.model_config = _resolve_model_config(self.model, self.model_config)
+
+    def _validate(self) -> None:
+        self._require(self.epochs is not None or self.max_steps is not None, "epochs",
+                      "set when max_steps is null")
+        for name in ("epochs", "max_steps"):
+            self._require(getattr(self, name) is None or getattr(self, name) >= 1, name,
+                          "null or an integer >= 1")
+        self._require(self.max_minutes is None or self.max_minutes > 0, "max_minutes",
+                      "null or > 0")
+        self._require(_DEVICE.fullmatch(self.device) is not None, "device",
+                      "auto, cpu, cuda, cuda:N or mps")
+        self._require(self.seed >= 0, "seed", "an integer >= 0")
+        self._require(self.val_every >= 1, "val_every", "an integer >= 1")
+        self._require(self.log_every >= 1, "log_every", "an integer >= 1")
+
+
+def load_config(path: str | os.PathLike | None, overrides: Sequence[str] = ()) -> TrainConfig:
+    """Read a YAML configuration (or start from the defaults) and apply dotted overrides.
+
+    Parameters
+    ----------
+    path
+        YAML file holding a mapping of configuration keys, or ``None`` for the defaults.
+    overrides
+        ``key=value`` or ``section.key=value`` strings (``optim.lr=1e-4``,
+        ``mask.accelerations=[4, 8]``, ``model_config.steps=4``); each value is parsed as
+        YAML. They are applied in order after the file, so they win over it.
+
+    Raises
+    ------
+    InputFileError
+        The file is missing, unreadable, not valid YAML or not a mapping.
+    InvalidParameterError
+        A malformed override, an unknown key (the message lists the valid ones), a value of
+        the wrong type or out of range.
+    """
+    tree: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                loaded = yaml.safe_load(fh)
+        except OSError as exc:
+            raise InputFileError(path, f"cannot read configuration ({exc.strerror})") from None
+        except UnicodeDecodeError:
+            raise InputFileError(path, "configuration is not UTF-8 text") from None
+        except yaml.YAMLError as exc:
+            where = getattr(exc, "problem_mark", None)
+            line = f" at line {where.line + 1}" if where is not None else ""
+            raise InputFileError(path, f"invalid YAML{line}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise InputFileError(path, "expected a mapping of configuration keys, got "
+                                 f"{type(loaded).__name__}")
+        tree = loaded or {}
+    for item in overrides:
+        _apply_override(tree, item)
+    return config_from_dict(tree)
+
+
+def config_from_dict(data: Mapping[str, Any]) -> TrainConfig:
+    """Build and validate a :class:`TrainConfig` from a nested mapping (e.g. a checkpoint's)."""
+    if not isinstance(data, Mapping):
+        raise InvalidParameterError(f"configuration must be a mapping, got {data!r}")
+    return _build(TrainConfig, data)
+
+
+def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
+    """The configuration as a nested dictionary of plain YAML/JSON values."""
+    return _plain(dataclasses.asdict(cfg))
+
+
+def save_config(cfg: TrainConfig, path: str | os.PathLike) -> None:
+    """Write ``cfg`` as YAML to ``path`` atomically, replacing it; :func:`load_config` reads it."""
+    text = yaml.safe_dump(config_to_dict(cfg), sort_keys=False, default_flow_style=False)
+    with atomic_path(path, overwrite=True) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def _apply_override(tree: dict[str, Any], item: str) -> None:
+    key, sep, text = item.partition("=")
+    parts = key.strip().split(".")
+    if not sep or not all(p.strip() for p in parts):
+        raise InvalidParameterError(
+            f"malformed override {item!r}; expected key=value, e.g. optim.lr=1e-4"
+        )
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise InvalidParameterError(f"override {item!r}: value is not valid YAML") from None
+    node = tree
+    for i, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        elif not isinstance(child, dict):
+            where = ".".join(parts[: i + 1])
+            raise InvalidParameterError(f"cannot set {key.strip()!r}: {where!r} is not a section")
+        node = child
+    node[parts[-1].strip()] = value
+
+
+def _build(cls: type, data: Mapping[str, Any], prefix: str = "") -> Any:
+    names = [f.name for f in dataclasses.fields(cls)]
+    _check_keys(data, names, prefix)
+    return cls(**data)
+
+
+def _check_keys(
+    data: Mapping[str, Any], names: Sequence[str], prefix: str, extra: str = ""
+) -> None:
+    unknown = [k for k in data if k not in names]
+    if unknown:
+        where = f" in {prefix.rstrip('.')}{extra}" if prefix else ""
+        raise InvalidParameterError(
+            f"unknown key '{prefix}{unknown[0]}'; valid keys{where}: {', '.join(names)}"
+        )
+
+
+def _resolve_model_config(model: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    from mrirecon.models import registry  # imports torch: only when a config is validated
+
+    _, config_cls = registry.resolve(model)
+    names = [f.name for f in dataclasses.fields(config_cls) if f.init]
+    _check_keys(overrides, names, "model_config.", f" for {model}")
+    hints = get_type_hints(config_cls)
+    values = {k: _coerce(v, hints[k], f"model_config.{k}") for k, v in overrides.items()}
+    try:
+        resolved = registry.config_for(model, values)
+    except InvalidParameterError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise InvalidParameterError(f"model_config of {model}: {exc}") from None
+    return _plain(registry.config_to_dict(resolved))
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """``value`` converted to type ``tp`` (see the module docstring), or a one-line error."""
+    origin, args = get_origin(tp), get_args(tp)
+    if origin in (Union, types.UnionType):
+        if value is None or (isinstance(value, str) and value.lower() in _NONE_WORDS):
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], key) if len(inner) == 1 else value
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, Mapping):
+            _wrong(key, "a mapping", value)
+        return _build(tp, value, key + ".")
+    if origin is list:
+        if value is None or isinstance(value, Mapping):
+            _wrong(key, "a list", value)
+        items = list(value) if isinstance(value, (list, tuple)) else [value]
+        return [_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(items)]
+    if tp is dict or origin is dict:
+        if not isinstance(value, Mapping):
+            _wrong(key, "a mapping", value)
+        return dict(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            _wrong(key, "true or false", value)
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        number = _number(value)
+        if number is None or not number.is_integer():
+            _wrong(key, "an integer", value)
+        return int(number)
+    elif tp is float:
+        number = _number(value)
+        if number is None:
+            _wrong(key, "a number", value)
+        return number
+    elif tp is str and not isinstance(value, str):
+        _wrong(key, "a string", value)
+    return value
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def _wrong(key: str, expected: str, value: Any) -> NoReturn:
+    raise InvalidParameterError(f"{key} must be {expected}, got {value!r}")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return value

@@ -1,0 +1,267 @@
+"""Training data: fastMRI-format HDF5 folders -> slices undersampled on the fly.
+
+:class:`SliceDataset` indexes ``(file, slice)`` pairs from file metadata only
+(:func:`~mrirecon.io.fastmri_h5.read_kspace` reads shapes and headers, not k-space). Each item
+opens its file, reads one slice and closes it again (the lazy
+:class:`~mrirecon.io.h5source.H5SliceSource`), so no h5py handle is ever shared between
+DataLoader workers and the dataset pickles cheaply into them.
+
+An item is *raw* undersampled k-space, its mask and the reference image, not model inputs:
+coil maps and normalisation are made by :func:`mrirecon.recon.learned.prepare_batch` on the
+collated batch, exactly as at inference. Layouts follow the table in :mod:`mrirecon.data`.
+
+Masks (STYLE item 9: explicit ``SeedSequence`` seeds, stable across processes and ranks)
+----------------------------------------------------------------------------------------
+- ``train=False`` (validation): one mask per file, the one ``mrirecon reconstruct --seed S``
+  draws (:func:`mrirecon.inference.choose_mask`, seed :func:`~mrirecon.sampling.seed_from_name`
+  of the file name and ``seed``), at the first acceleration; no crop.
+- ``train=True``: per item, a generator ``rng(seed, epoch, rank, worker, index)``
+  (:func:`mrirecon.sampling.seeding.rng`) picks the acceleration from ``accelerations``, the
+  crop offset and the mask seed, so ranks, workers, epochs and items differ while a run with
+  the same seed and layout is reproducible. Call :meth:`SliceDataset.set_epoch` each epoch.
+
+Random crops along the readout
+------------------------------
+``ky`` (rows) is the fully sampled readout, so a window of ``crop`` image rows is exact: inverse
+FFT along ``ky``, keep the rows, FFT back; the zero-filled image of the cropped k-space is the
+crop of the zero-filled image, and the target's rows are cropped identically. The mask is drawn
+for the cropped shape afterwards. Crops are only made when the recon size
+(:func:`~mrirecon.recon.base.recon_size`) equals the k-space size, because the model output is
+the full-grid image centre-cropped to the recon size; otherwise items keep their full size.
+
+Batching
+--------
+Files may differ in image size; items of different shapes cannot be stacked, so use ``crop``
+(with equal ``kx`` and recon sizes) or ``batch_size=1``. :func:`collate` stacks items and
+says which files clash when shapes differ. Masks are stacked per item, ``(n, 1 | ky, kx)``:
+in training they differ between items, so the loop applies
+:func:`~mrirecon.recon.learned.prepare_batch` per distinct mask (or per item).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from mrirecon.data import KSpace
+from mrirecon.errors import InputFileError, InvalidParameterError
+from mrirecon.inference import MaskOptions, choose_mask
+from mrirecon.io.fastmri_h5 import preferred_targets, read_kspace
+from mrirecon.recon.base import recon_size
+from mrirecon.sampling import Mask, MaskKind, MaskSpec, make_mask
+from mrirecon.sampling.seeding import rng
+
+__all__ = ["SliceDataset", "collate", "find_files"]
+
+
+def find_files(paths: Iterable[str | os.PathLike] | str | os.PathLike) -> list[Path]:
+    """fastMRI files under ``paths``: files as given, folders searched recursively for ``*.h5``.
+
+    Returns the sorted, de-duplicated list. Raises :class:`~mrirecon.errors.InputFileError`
+    for a path that does not exist or when no file is found at all.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    found: set[Path] = set()
+    given = [Path(p) for p in paths]
+    for path in given:
+        if path.is_dir():
+            found.update(p for p in path.rglob("*.h5") if p.is_file())
+        elif path.exists():
+            found.add(path)
+        else:
+            raise InputFileError(path, "file or folder not found")
+    if not found:
+        where = ", ".join(str(p) for p in given) or "(no paths given)"
+        raise InputFileError(where, "no .h5 files found")
+    return sorted(found)
+
+
+class SliceDataset(Dataset):
+    """Slices of fastMRI-format files, undersampled on the fly (see the module docstring).
+
+    Parameters
+    ----------
+    files
+        fastMRI k-space files (see :func:`find_files`), fully sampled, all with the same number
+        of coils (single- and multi-coil files cannot be mixed).
+    accelerations
+        Training draws one per item; validation uses the first.
+    center_fractions
+        One per acceleration; ``None`` for fastMRI's ``0.32 / R``.
+    mask_kind
+        A :class:`~mrirecon.sampling.MaskKind` or its value.
+    train
+        Random per-item masks and crops (``True``) or the deterministic per-file validation
+        mask (``False``).
+    seed
+        Base seed of every mask.
+    crop
+        Rows of the random readout crop (training only; ``None`` or ``>= ky``: no crop).
+
+    Items are dicts: ``kspace`` complex64 ``(coils, ky, kx)`` (zero where not sampled),
+    ``mask`` bool ``(1 | ky, kx)``, ``target`` float32 ``(rows, cols)`` (the file's target in
+    :func:`~mrirecon.io.fastmri_h5.preferred_targets` order, else the RSS of the fully sampled
+    image, centre-cropped to the recon size and then cropped like the k-space), ``file`` (str),
+    ``slice`` (int), ``acceleration`` (float, requested) and ``crop_top`` (first kept image
+    row; 0 without a crop).
+    """
+
+    def __init__(self, files: Sequence[str | os.PathLike], *,
+                 accelerations: Sequence[float] = (4,),
+                 center_fractions: Sequence[float] | None = None,
+                 mask_kind: MaskKind | str = "random", train: bool, seed: int = 0,
+                 crop: int | None = None) -> None:
+        self.files = [Path(f) for f in files]
+        if not self.files:
+            raise InvalidParameterError("SliceDataset needs at least one file")
+        self.accelerations = tuple(float(a) for a in accelerations)
+        if not self.accelerations:
+            raise InvalidParameterError("accelerations must hold at least one value")
+        if center_fractions is not None and len(center_fractions) != len(self.accelerations):
+            raise InvalidParameterError(
+                f"{len(center_fractions)} centre fractions for {len(self.accelerations)} "
+                "accelerations; give one per acceleration (or none for 0.32 / R)")
+        self.center_fractions = None if center_fractions is None else tuple(
+            float(c) for c in center_fractions)
+        self.mask_kind = MaskKind(mask_kind)
+        self.train, self.seed, self.epoch = bool(train), int(seed), 0
+        if crop is not None and int(crop) < 1:
+            raise InvalidParameterError(f"crop must be a positive number of rows, got {crop}")
+        self.crop = None if crop is None else int(crop)
+        fractions = self.center_fractions or (None,) * len(self.accelerations)
+        for accel, fraction in zip(self.accelerations, fractions, strict=True):
+            MaskSpec(self.mask_kind, accel, (1, 1), fraction)  # fail early on a bad spec
+        self.kspaces = [read_kspace(f) for f in self.files]
+        self._check_files()
+        self.index = [(i, s) for i, k in enumerate(self.kspaces) for s in range(k.n_slices)]
+        self._val_masks: dict[int, Mask] = {}
+
+    def _check_files(self) -> None:
+        for path, k in zip(self.files, self.kspaces, strict=True):
+            if k.mask is not None:
+                raise InputFileError(path, "carries its own sampling mask (a test/challenge "
+                                     "file); training needs fully sampled k-space")
+        coils: dict[int, list[str]] = {}
+        for path, k in zip(self.files, self.kspaces, strict=True):
+            coils.setdefault(k.n_coils, []).append(path.name)
+        if len(coils) > 1:
+            parts = "; ".join(f"{n} coil{'s' * (n > 1)}: {', '.join(names[:3])}"
+                              + (f" (+{len(names) - 3} more)" if len(names) > 3 else "")
+                              for n, names in sorted(coils.items()))
+            raise InvalidParameterError(
+                f"files disagree in coil count ({parts}); train on single-coil or multi-coil "
+                "files, not a mix")
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the training masks of ``epoch`` (call before each epoch, in every process)."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"index {i} is out of range for {len(self)} slices")
+        i = i % len(self)
+        f, s = self.index[i]
+        kspace, path = self.kspaces[f], self.files[f]
+        full = torch.from_numpy(kspace.slice(s))
+        target = _target(kspace, s, full)
+        top = 0
+        if self.train:
+            g = rng(self.seed, self.epoch, _rank(), _worker_id(), i)
+            pick = int(g.integers(len(self.accelerations)))
+            accel = self.accelerations[pick]
+            cf = None if self.center_fractions is None else self.center_fractions[pick]
+            ky = full.shape[-2]
+            if self.crop is not None and self.crop < ky and recon_size(kspace) == full.shape[-2:]:
+                top = int(g.integers(ky - self.crop + 1))
+                full = crop_rows(full, top, self.crop)
+                target = target[top : top + self.crop]
+            spec = MaskSpec(self.mask_kind, accel, tuple(full.shape[-2:]), cf,
+                            seed=int(g.integers(2**32)))
+            mask = make_mask(spec).array
+        else:
+            accel = self.accelerations[0]
+            mask = self._validation_mask(f).array
+        mask_t = torch.from_numpy(np.ascontiguousarray(mask))
+        under = torch.where(mask_t, full, torch.zeros((), dtype=full.dtype))
+        return {"kspace": under, "mask": mask_t, "target": target, "file": str(path),
+                "slice": s, "acceleration": accel, "crop_top": top}
+
+    def _validation_mask(self, f: int) -> Mask:
+        if f not in self._val_masks:
+            cf = None if self.center_fractions is None else self.center_fractions[0]
+            options = MaskOptions(kind=self.mask_kind, acceleration=self.accelerations[0],
+                                  center_fraction=cf, seed=self.seed)
+            self._val_masks[f] = choose_mask(self.kspaces[f], options, self.files[f].name)
+        return self._val_masks[f]
+
+
+def crop_rows(kspace: torch.Tensor, top: int, rows: int) -> torch.Tensor:
+    """k-space ``(..., ky, kx)`` of image rows ``top : top + rows`` (exact: ``ky`` is fully
+    sampled). Centred orthonormal 1-D transforms along ``ky``, as in
+    :func:`mrirecon.physics.fft2c`."""
+    image = torch.fft.fftshift(torch.fft.ifft(torch.fft.ifftshift(kspace, dim=-2), dim=-2,
+                                              norm="ortho"), dim=-2)
+    image = image[..., top : top + rows, :]
+    return torch.fft.fftshift(torch.fft.fft(torch.fft.ifftshift(image, dim=-2), dim=-2,
+                                            norm="ortho"), dim=-2).contiguous()
+
+
+def collate(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Stack items into a batch: tensors gain a leading axis, other fields become lists.
+
+    Raises :class:`~mrirecon.errors.InvalidParameterError` naming the files when shapes differ
+    (files of different sizes need ``crop`` or ``batch_size=1``).
+    """
+    if not items:
+        raise InvalidParameterError("cannot collate an empty batch")
+    batch: dict[str, Any] = {}
+    for key, first in items[0].items():
+        values = [item[key] for item in items]
+        if isinstance(first, torch.Tensor):
+            shapes = [tuple(v.shape) for v in values]
+            if len(set(shapes)) > 1:
+                seen = ", ".join(f"{Path(it['file']).name}[{it['slice']}] {sh}"
+                                 for it, sh in zip(items, shapes, strict=True))
+                raise InvalidParameterError(
+                    f"cannot batch {key} of different shapes ({seen}); set a crop or use "
+                    "batch_size 1")
+            batch[key] = torch.stack(values)
+        else:
+            batch[key] = values
+    return batch
+
+
+def _target(kspace: KSpace, s: int, full: torch.Tensor) -> torch.Tensor:
+    """Reference image of slice ``s``, centre-cropped to the recon size (float32)."""
+    from mrirecon.physics import ifft2c, rss
+    from mrirecon.recon.base import center_crop
+
+    for name in preferred_targets(single_coil=not kspace.is_multicoil):
+        if name in kspace.targets:
+            image = torch.from_numpy(np.asarray(kspace.targets[name][s], dtype=np.float32))
+            break
+    else:
+        image = rss(ifft2c(full), dim=-3).float()
+    rows, cols = recon_size(kspace)
+    size = (min(rows, image.shape[-2]), min(cols, image.shape[-1]))
+    return center_crop(image, size).contiguous()
+
+
+def _rank() -> int:
+    dist = torch.distributed
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def _worker_id() -> int:
+    info = torch.utils.data.get_worker_info()
+    return 0 if info is None else int(info.id)
