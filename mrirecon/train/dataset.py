@@ -15,10 +15,12 @@ Masks (STYLE item 9: explicit ``SeedSequence`` seeds, stable across processes an
 - ``train=False`` (validation): one mask per file, the one ``mrirecon reconstruct --seed S``
   draws (:func:`mrirecon.inference.choose_mask`, seed :func:`~mrirecon.sampling.seed_from_name`
   of the file name and ``seed``), at the first acceleration; no crop.
-- ``train=True``: per item, a generator ``rng(seed, epoch, rank, worker, index)``
+- ``train=True``: per item, a generator ``rng(seed, epoch, rank, index)``
   (:func:`mrirecon.sampling.seeding.rng`) picks the acceleration from ``accelerations``, the
-  crop offset and the mask seed, so ranks, workers, epochs and items differ while a run with
-  the same seed and layout is reproducible. Call :meth:`SliceDataset.set_epoch` each epoch.
+  crop offset and the mask seed. Ranks, epochs and items differ; DataLoader workers never load
+  the same item in an epoch, so keying by the item index already keeps their masks distinct,
+  and an item gets the same mask whichever worker loads it, which keeps a resumed run exact
+  with any ``num_workers``. Call :meth:`SliceDataset.set_epoch` each epoch.
 
 Random crops along the readout
 ------------------------------
@@ -176,7 +178,7 @@ class SliceDataset(Dataset):
         target = _target(kspace, s, full)
         top = 0
         if self.train:
-            g = rng(self.seed, self.epoch, _rank(), _worker_id(), i)
+            g = rng(self.seed, self.epoch, _rank(), i)
             pick = int(g.integers(len(self.accelerations)))
             accel = self.accelerations[pick]
             cf = None if self.center_fractions is None else self.center_fractions[pick]
@@ -261,7 +263,3 @@ def _rank() -> int:
     dist = torch.distributed
     return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
-
-def _worker_id() -> int:
-    info = torch.utils.data.get_worker_info()
-    return 0 if info is None else int(info.id)

@@ -103,7 +103,7 @@ def test_validation_masks_match_reconstruct(single: Path) -> None:
     assert not torch.equal(other[0]["mask"], a[0]["mask"])
 
 
-def test_training_masks_seeded_by_epoch_rank_worker_index(
+def test_training_masks_seeded_by_epoch_rank_index_not_worker(
         single: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ds = SliceDataset([single], accelerations=(4,), train=True, seed=1)
 
@@ -115,7 +115,8 @@ def test_training_masks_seeded_by_epoch_rank_worker_index(
     base = mask(0)
     assert not np.array_equal(base, mask(1))
     assert not np.array_equal(base, mask(0, epoch=1))
-    assert not np.array_equal(mask(0, worker=1), mask(0, worker=2))
+    assert np.array_equal(mask(0, worker=1), mask(0, worker=2))  # same item, any worker
+    assert not np.array_equal(mask(0, worker=1), mask(1, worker=2))
     assert np.array_equal(mask(3, epoch=2, worker=1), mask(3, epoch=2, worker=1))
     again = SliceDataset([single], accelerations=(4,), train=True, seed=1)
     _set_worker(monkeypatch, None)
@@ -142,7 +143,8 @@ def test_readout_crop_is_exact(single: Path) -> None:
         assert item["kspace"].shape == (1, 32, 48) and item["target"].shape == (32, 48)
         masked = torch.where(item["mask"], _full_slice(single, i), 0)
         expected = ifft2c(masked)[..., top : top + 32, :]
-        torch.testing.assert_close(ifft2c(item["kspace"]), expected, atol=1e-5, rtol=1e-4)
+        scale = float(expected.abs().max())  # float32 FFT round-off, relative to the image
+        torch.testing.assert_close(ifft2c(item["kspace"]), expected, atol=1e-5 * scale, rtol=0)
         target = read_kspace(single).targets["reconstruction_esc"][i]
         assert np.array_equal(item["target"].numpy(), target[top : top + 32])
     assert len(tops) > 1

@@ -1,0 +1,399 @@
+"""The one training loop of every learned model (plain PyTorch, optional DDP under torchrun).
+
+``train(cfg)`` builds the model from the registry, streams undersampled slices
+(:class:`~mrirecon.train.dataset.SliceDataset`), turns each into model inputs with the same
+:func:`~mrirecon.recon.learned.prepare_batch` as inference, and minimises
+:func:`~mrirecon.train.losses.reconstruction_loss` with AdamW and a warm-up + cosine schedule.
+Model-specific behaviour stays in the model (``required_multiple`` padding, memory-free
+backward); the loop has no per-model branches.
+
+Batches: training masks differ per item, so each item is prepared and run on its own and the
+batch loss is the sum of per-item losses divided by the batch size -- the same gradient as a
+stacked batch, with one backward pass.
+
+Run folder ``cfg.out``: ``config.yaml`` (resolved configuration, written at start),
+``last.safetensors`` (every validation, interrupt and at the end), ``best.safetensors`` (best
+validation SSIM), ``state.pt`` (:mod:`mrirecon.train.state`) and ``log.csv``.
+
+Exact resume: the data order of epoch ``e`` is a permutation seeded by ``(seed, e)``, the
+masks are seeded by ``(seed, epoch, rank, index)`` (not by the DataLoader worker, so any
+``num_workers`` works), and ``state.pt`` carries the optimiser, scheduler, counters and global
+RNG states, so N steps then a resume to N + M steps gives the weights of N + M steps straight.
+
+AMP: bfloat16 autocast of the model's forward on CUDA only (``cfg.amp``); bf16 has float32's
+range, so no GradScaler. Physics (FFTs, data-consistency gradient) and the loss run in float32.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import math
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler
+
+from mrirecon.errors import InvalidParameterError, OutputError
+from mrirecon.inference import resolve_device
+from mrirecon.metrics import volume_metrics
+from mrirecon.models import registry
+from mrirecon.models.checkpoint import load_checkpoint, save_checkpoint
+from mrirecon.recon.base import center_crop
+from mrirecon.recon.learned import prepare_batch, run_model
+from mrirecon.train.config import TrainConfig, config_to_dict, save_config
+from mrirecon.train.dataset import SliceDataset, collate, find_files
+from mrirecon.train.losses import reconstruction_loss
+from mrirecon.train.state import load_state, save_state, seed_everything, set_rng_state
+
+__all__ = ["LOG_COLUMNS", "train"]
+
+LOG_COLUMNS = ["step", "epoch", "loss", "lr", "seconds", "val_psnr", "val_ssim", "val_nmse"]
+NORMALISATION = "99th percentile of |A^H y| per slice"
+
+
+class _Autocast(nn.Module):
+    """Runs the wrapped network under bf16 autocast; physics and outputs stay float32."""
+
+    def __init__(self, net: nn.Module, model: nn.Module, enabled: bool) -> None:
+        super().__init__()
+        self.net, self.enabled = net, enabled
+        self.required_multiple = int(getattr(model, "required_multiple", 1))
+
+    def forward(self, x0: torch.Tensor, grad: Callable) -> list[torch.Tensor]:
+        if not self.enabled:
+            return self.net(x0, grad)
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            out = self.net(x0, lambda x: grad(x.float()))
+        return [o.float() for o in out]
+
+
+class _EpochSampler:
+    """Indices of one epoch (a :class:`DistributedSampler` permutation), minus those done."""
+
+    def __init__(self, base: DistributedSampler) -> None:
+        self.base, self.skip = base, 0
+
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        self.base.set_epoch(epoch)
+        self.skip = skip
+
+    def __iter__(self):
+        return iter(list(self.base)[self.skip:])
+
+    def __len__(self) -> int:
+        return max(len(self.base) - self.skip, 0)
+
+
+def _lr_lambda(total: int, warmup: int, schedule: str) -> Callable[[int], float]:
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if schedule == "constant":
+            return 1.0
+        progress = min((step - warmup) / max(total - warmup, 1), 1.0)
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return factor
+
+
+def _dist() -> tuple[int, int]:
+    """(rank, world size); initialises the process group under torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    dist = torch.distributed
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), world
+
+
+def _resume_paths(resume: str) -> tuple[Path, Path]:
+    path = Path(resume)
+    weights = path / "last.safetensors" if path.is_dir() else path
+    return weights, weights.parent / "state.pt"
+
+
+def _prepare_out(cfg: TrainConfig, overwrite: bool) -> Path:
+    out = Path(cfg.out)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: run folder is a file")
+    if cfg.resume is None and out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise OutputError(f"{out}: run folder is not empty; pass --overwrite to replace it or "
+                          "--resume to continue it")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _data(cfg: TrainConfig, rank: int, world: int) -> tuple[SliceDataset, SliceDataset | None]:
+    if not cfg.data.train:
+        raise InvalidParameterError("data.train is empty; give training files or folders")
+    common = {"accelerations": cfg.mask.accelerations,
+              "center_fractions": cfg.mask.center_fractions, "mask_kind": cfg.mask.kind,
+              "seed": cfg.mask.seed}
+    train_set = SliceDataset(find_files(cfg.data.train), train=True, crop=cfg.data.crop,
+                             **common)
+    val_set = (SliceDataset(find_files(cfg.data.val), train=False, **common)
+               if cfg.data.val and rank == 0 else None)
+    return train_set, val_set
+
+
+def _step_loss(net: nn.Module, batch: dict[str, Any], cfg: TrainConfig,
+               device: torch.device) -> torch.Tensor:
+    """Mean over the batch of each item's loss (each item has its own mask)."""
+    n = batch["kspace"].shape[0]
+    total = torch.zeros((), device=device)
+    for i in range(n):
+        kspace = batch["kspace"][i : i + 1].to(device, non_blocking=True)
+        mask = batch["mask"][i].to(device, non_blocking=True)
+        target = batch["target"][i : i + 1].to(device, non_blocking=True)
+        inputs = prepare_batch(kspace, mask)
+        estimates = [center_crop(e, tuple(target.shape[-2:])) for e in run_model(net, inputs)]
+        normalised = target / inputs.scale[:, None, None].float()
+        total = total + reconstruction_loss(estimates, normalised, ssim=cfg.loss.ssim,
+                                            l1=cfg.loss.l1)
+    return total / n
+
+
+@torch.inference_mode()
+def validate(model: nn.Module, dataset: SliceDataset, device: torch.device,
+             batch_size: int = 8) -> dict[str, float]:
+    """Mean PSNR, SSIM and NMSE over the validation volumes (fastMRI per-volume protocol)."""
+    model.eval()
+    per_file: dict[int, list[int]] = {}
+    for i, (f, _) in enumerate(dataset.index):
+        per_file.setdefault(f, []).append(i)
+    results = []
+    for indices in per_file.values():
+        recons, targets = [], []
+        for first in range(0, len(indices), batch_size):
+            items = collate([dataset[i] for i in indices[first : first + batch_size]])
+            inputs = prepare_batch(items["kspace"].to(device), items["mask"][0].to(device))
+            image = run_model(model, inputs)[-1].abs() * inputs.scale[:, None, None]
+            recons.append(center_crop(image, tuple(items["target"].shape[-2:])).float().cpu())
+            targets.append(items["target"])
+        results.append(volume_metrics(torch.cat(targets), torch.cat(recons)))
+    model.train()
+    return {k: float(sum(r[k] for r in results) / len(results)) for k in ("psnr", "ssim", "nmse")}
+
+
+class _Log:
+    """``log.csv`` (appended and flushed row by row) and TensorBoard when installed."""
+
+    def __init__(self, out: Path, append: bool, enabled: bool) -> None:
+        self.fh = self.writer = self.tb = None
+        if not enabled:
+            return
+        path = out / "log.csv"
+        new = not (append and path.is_file())
+        self.fh = open(path, "w" if new else "a", newline="", encoding="utf-8")  # noqa: SIM115
+        self.writer = csv.DictWriter(self.fh, LOG_COLUMNS)
+        if new:
+            self.writer.writeheader()
+            self.fh.flush()
+        with contextlib.suppress(Exception):  # optional: tensorboard may be absent
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(os.fspath(out / "tensorboard"))
+
+    def row(self, **values: Any) -> None:
+        if self.writer is None:
+            return
+        self.writer.writerow({k: values.get(k, "") for k in LOG_COLUMNS})
+        self.fh.flush()
+        if self.tb is not None:
+            for k, v in values.items():
+                if k not in ("step", "epoch") and v not in ("", None):
+                    self.tb.add_scalar(k, v, values["step"])
+
+    def close(self) -> None:
+        if self.fh is not None:
+            self.fh.close()
+        if self.tb is not None:
+            self.tb.close()
+
+
+def train(cfg: TrainConfig, *, progress: Callable[[dict[str, Any]], None] | None = None,
+          stop: threading.Event | None = None, overwrite: bool = False) -> dict[str, Any]:
+    """Train ``cfg.model`` as configured; see the module docstring.
+
+    Parameters
+    ----------
+    cfg
+        The run's configuration (:func:`mrirecon.train.config.load_config`).
+    progress
+        Called after every step with ``{"step", "total", "epoch", "loss", "lr"}`` (and after
+        each validation with ``"val"`` added).
+    stop
+        When set, the run saves ``last.safetensors`` and ``state.pt`` and returns (as on
+        Ctrl-C); the summary then has ``interrupted=True``.
+    overwrite
+        Allow a non-empty ``cfg.out`` without ``cfg.resume``.
+
+    Returns
+    -------
+    dict
+        ``steps``, ``epochs``, ``interrupted``, ``loss`` (last logged), ``val`` (last metrics),
+        ``best`` (``{"step", "psnr", "ssim", "nmse"}`` or ``None``), ``checkpoints``, ``out``,
+        ``device``, ``amp``, ``seconds``.
+
+    Raises
+    ------
+    MriReconError
+        Missing or empty data, a non-empty run folder, CUDA requested but absent, a resume
+        checkpoint of another model.
+    """
+    device = resolve_device(cfg.device)
+    rank, world = _dist()
+    if world > 1 and device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
+        torch.cuda.set_device(device)
+    main = rank == 0
+    out = _prepare_out(cfg, overwrite) if main else Path(cfg.out)
+    if main:
+        save_config(cfg, out / "config.yaml")
+    seed_everything(cfg.seed)
+    model = registry.build(cfg.model, cfg.model_config).to(device)
+    train_set, val_set = _data(cfg, rank, world)
+    sampler = _EpochSampler(DistributedSampler(train_set, num_replicas=world, rank=rank,
+                                               shuffle=True, seed=cfg.seed))
+    loader = DataLoader(train_set, batch_size=cfg.data.batch_size, sampler=sampler,
+                        num_workers=cfg.data.num_workers, collate_fn=collate,
+                        pin_memory=device.type == "cuda")
+    per_epoch = math.ceil(len(sampler.base) / cfg.data.batch_size)
+    total = min(cfg.max_steps or math.inf, (cfg.epochs or math.inf) * per_epoch)
+    total = int(total)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr,
+                                  weight_decay=cfg.optim.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, _lr_lambda(total, cfg.optim.warmup_steps, cfg.optim.schedule))
+    step, epoch, best, best_record, seconds_before = 0, 0, None, None, 0.0
+    resumed = cfg.resume is not None
+    if resumed:
+        weights, state_path = _resume_paths(cfg.resume)
+        state = load_state(state_path)
+        loaded, meta = load_checkpoint(weights)
+        if meta["name"] != cfg.model:
+            raise InvalidParameterError(f"--resume {weights} holds {meta['name']}, but the "
+                                        f"configuration trains {cfg.model}")
+        model.load_state_dict(loaded.state_dict())
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        step, epoch, best = state["step"], state["epoch"], state["best"]
+        best_record = state["extra"].get("best_record")
+        seconds_before = float(state["extra"].get("seconds", 0.0))
+        set_rng_state(state["rng"])
+    amp = bool(cfg.amp and device.type == "cuda")
+    net: nn.Module = model
+    if world > 1:
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    net = _Autocast(net, model, amp)
+    same_run = resumed and _resume_paths(cfg.resume)[0].parent.resolve() == out.resolve()
+    log = _Log(out, append=same_run, enabled=main)
+    paths = {"last": out / "last.safetensors", "best": out / "best.safetensors",
+             "state": out / "state.pt"}
+    extra_meta = {"train_data": {"files": [p.name for p in train_set.files],
+                                 "slices": len(train_set)},
+                  "mask": config_to_dict(cfg)["mask"], "normalisation": NORMALISATION}
+    start = time.perf_counter()
+    last_loss, val, interrupted = math.nan, None, False
+    window: list[float] = []
+
+    def elapsed() -> float:
+        return seconds_before + time.perf_counter() - start
+
+    def save_last() -> None:
+        if not main:
+            return
+        save_checkpoint(paths["last"], model, name=cfg.model, config=cfg.model_config,
+                        overwrite=True, extra={**extra_meta, "step": step, "val_metrics": val})
+        save_state(paths["state"], optimizer=optimizer, scheduler=scheduler, step=step,
+                   epoch=epoch, best=best,
+                   extra={"seconds": elapsed(), "best_record": best_record})
+
+    def run_validation() -> None:
+        nonlocal val, best, best_record
+        if main and val_set is not None:
+            val = validate(model, val_set, device, cfg.data.batch_size)
+            log.row(step=step, epoch=epoch, seconds=round(elapsed(), 3),
+                    val_psnr=val["psnr"], val_ssim=val["ssim"], val_nmse=val["nmse"])
+            if best is None or val["ssim"] > best:
+                best, best_record = val["ssim"], {"step": step, **val}
+                save_checkpoint(paths["best"], model, name=cfg.model, config=cfg.model_config,
+                                overwrite=True,
+                                extra={**extra_meta, "step": step, "val_metrics": val})
+            if progress is not None:
+                progress({"step": step, "total": total, "epoch": epoch, "val": val})
+        save_last()
+        if world > 1:
+            torch.distributed.barrier()
+
+    def should_stop() -> bool:
+        flag = bool(stop is not None and stop.is_set())
+        flag |= cfg.max_minutes is not None and time.perf_counter() - start > 60 * cfg.max_minutes
+        if world > 1:
+            t = torch.tensor([float(flag)], device=device)
+            torch.distributed.all_reduce(t)
+            flag = bool(t.item() > 0)
+        return flag
+
+    model.train()
+    try:
+        while step < total:
+            epoch = step // per_epoch
+            train_set.set_epoch(epoch)
+            sampler.set_epoch(epoch, (step % per_epoch) * cfg.data.batch_size)
+            for batch in loader:
+                if should_stop():
+                    interrupted = True
+                    break
+                loss = _step_loss(net, batch, cfg, device)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.optim.grad_clip is not None:
+                    nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+                lr = optimizer.param_groups[0]["lr"]
+                optimizer.step()
+                scheduler.step()
+                step += 1
+                window.append(float(loss.detach()))
+                if step % cfg.log_every == 0 or step == total:
+                    last_loss = sum(window) / len(window)
+                    window.clear()
+                    log.row(step=step, epoch=epoch, loss=last_loss, lr=lr,
+                            seconds=round(elapsed(), 3))
+                if progress is not None:
+                    progress({"step": step, "total": total, "epoch": epoch,
+                              "loss": float(loss.detach()), "lr": lr})
+                if step % cfg.val_every == 0 and step < total:
+                    run_validation()
+                if step >= total:
+                    break
+            if interrupted:
+                break
+        if interrupted:
+            save_last()
+        else:
+            run_validation()
+    except KeyboardInterrupt:
+        interrupted = True
+        save_last()
+    finally:
+        log.close()
+        if world > 1 and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+    if window:
+        last_loss = sum(window) / len(window)
+    checkpoints = {k: str(p) for k, p in paths.items() if main and p.exists()}
+    return {"steps": step, "total_steps": total, "epochs": round(step / per_epoch, 3),
+            "interrupted": interrupted,
+            "loss": last_loss, "val": val, "best": best_record, "checkpoints": checkpoints,
+            "out": str(out), "device": str(device), "amp": amp, "world_size": world,
+            "seconds": round(elapsed(), 3)}

@@ -1,0 +1,70 @@
+"""Training loss of the learned reconstructions: SSIM and L1 on magnitudes, averaged over steps.
+
+For the estimates ``e_t`` of a recurrent model (RIM/i-RIM, one per step) and a real target
+``x``, all in the normalised units of :func:`mrirecon.recon.learned.prepare_batch`::
+
+    L = 1/T sum_t [ w_ssim * (1 - mean_i SSIM(x_i, |e_t,i|; R_i)) + w_l1 * mean |(|e_t| - x)| ]
+
+with ``R_i = max(x_i)`` the per-sample data range, as fastMRI's ``SSIMLoss`` takes it, and SSIM
+the differentiable :func:`mrirecon.metrics.ssim_per_slice` (7x7 uniform window, the
+scikit-image convention). Averaging over every step (not only the last) is the RIM training
+objective of Putzky & Welling (2017) and Lønning et al. (2019).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from mrirecon.errors import InvalidParameterError
+from mrirecon.metrics import WIN_SIZE, ssim_per_slice
+
+__all__ = ["reconstruction_loss"]
+
+
+def reconstruction_loss(estimates: Sequence[torch.Tensor], target: torch.Tensor, *,
+                        ssim: float, l1: float) -> torch.Tensor:
+    """Weighted ``1 - SSIM`` plus L1 of the magnitudes, averaged over the estimates.
+
+    Parameters
+    ----------
+    estimates
+        Complex (or real) images ``(n, y, x)``, one per model step.
+    target
+        Real reference ``(n, y, x)`` in the same units.
+    ssim, l1
+        Non-negative weights of the two terms.
+
+    Returns
+    -------
+    torch.Tensor
+        A scalar; 0 for estimates equal to the target.
+
+    Raises
+    ------
+    InvalidParameterError
+        No estimates, a shape mismatch, or images smaller than the 7-pixel SSIM window while
+        ``ssim > 0``.
+    """
+    if not estimates:
+        raise InvalidParameterError("reconstruction_loss needs at least one estimate")
+    if target.ndim != 3:
+        raise InvalidParameterError(f"target must be (n, y, x), got shape {tuple(target.shape)}")
+    if ssim > 0 and min(target.shape[-2:]) < WIN_SIZE:
+        raise InvalidParameterError(
+            f"SSIM needs images of at least {WIN_SIZE}x{WIN_SIZE} pixels, got "
+            f"{tuple(target.shape[-2:])}; use a larger crop or loss.ssim=0")
+    target = target.float()
+    data_range = target.detach().amax(dim=(-2, -1))
+    total = target.new_zeros(())
+    for e in estimates:
+        if e.shape != target.shape:
+            raise InvalidParameterError(
+                f"estimate of shape {tuple(e.shape)} does not match target {tuple(target.shape)}")
+        magnitude = e.abs().float()
+        if ssim > 0:
+            total = total + ssim * (1 - ssim_per_slice(target, magnitude, data_range).mean())
+        if l1 > 0:
+            total = total + l1 * (magnitude - target).abs().mean()
+    return total / len(estimates)

@@ -1,0 +1,65 @@
+"""``mrirecon train`` through the command line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mrirecon.cli.app import app
+
+runner = CliRunner()
+RIM = ["--set", "model_config.steps=2", "--set", "model_config.hidden=8"]
+
+
+@pytest.fixture(scope="module")
+def data(simulated_scans, tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("train_cli")
+    for name in ("train", "val"):
+        (root / name).mkdir()
+        shutil.copy(simulated_scans / "example4d.h5", root / name / "example4d.h5")
+    return root
+
+
+def test_train_with_flags_and_json(data, tmp_path) -> None:
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["train", "--model", "rim.v1", *RIM, "--set", "val_every=100",
+                                 "--data", str(data / "train"), "--val-data", str(data / "val"),
+                                 "--out", str(out), "--max-steps", "3", "--batch-size", "2",
+                                 "--lr", "1e-3", "--device", "cpu", "--no-amp", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["steps"] == 3 and summary["best"]["ssim"] > 0
+    assert Path(summary["checkpoints"]["best"]).is_file()
+    text = (out / "config.yaml").read_text()
+    assert "lr: 0.001" in text and "batch_size: 2" in text
+    again = runner.invoke(app, ["train", "--model", "rim.v1", *RIM, "--data", str(data / "train"),
+                                "--out", str(out), "--max-steps", "1", "--device", "cpu"])
+    assert again.exit_code == 1 and "not empty" in again.stderr
+    plain = runner.invoke(app, ["train", "--model", "rim.v1", *RIM, "--data", str(data / "train"),
+                                "--out", str(out), "--max-steps", "1", "--device", "cpu",
+                                "--overwrite"])
+    assert plain.exit_code == 0, plain.output
+    assert plain.stdout.splitlines()[0] == "steps\t1/1"
+
+
+def test_config_file_and_unknown_key(data, tmp_path) -> None:
+    cfg = tmp_path / "train.yaml"
+    cfg.write_text(f"model: rim.v1\nmodel_config: {{steps: 2, hidden: 8}}\nmax_steps: 1\n"
+                   f"device: cpu\nout: {tmp_path / 'run'}\ndata: {{train: [{data / 'train'}]}}\n")
+    assert runner.invoke(app, ["train", str(cfg)]).exit_code == 0
+    bad = runner.invoke(app, ["train", str(cfg), "--set", "optim.lrr=1"])
+    assert bad.exit_code == 2
+    assert len(bad.stderr.strip().splitlines()) == 1 and "optim.lrr" in bad.stderr
+
+
+def test_missing_data_folder_is_one_line(tmp_path) -> None:
+    result = runner.invoke(app, ["train", "--model", "rim.v1", *RIM, "--data",
+                                 str(tmp_path / "nowhere"), "--out", str(tmp_path / "run"),
+                                 "--max-steps", "1", "--device", "cpu"])
+    assert result.exit_code == 1
+    assert "file or folder not found" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -1,0 +1,197 @@
+"""The training loop end to end on tiny models and real (simulated) scans."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+
+from mrirecon.errors import InvalidParameterError, OutputError
+from mrirecon.models.checkpoint import load_checkpoint, read_metadata
+from mrirecon.train.config import load_config
+from mrirecon.train.loop import LOG_COLUMNS, train
+from mrirecon.train.losses import reconstruction_loss
+from mrirecon.train.state import load_state
+
+RIM = ["model=rim.v1", "model_config.steps=2", "model_config.hidden=8"]
+
+
+@pytest.fixture(scope="module")
+def folders(simulated_scans, tmp_path_factory) -> Path:
+    """``train/`` and ``val/`` copies of example4d (1 coil, 24 slices, 48x48)."""
+    root = tmp_path_factory.mktemp("train_data")
+    for name in ("train", "val"):
+        (root / name).mkdir()
+        shutil.copy(simulated_scans / "example4d.h5", root / name / "example4d.h5")
+    return root
+
+
+def config(folders: Path, out: Path, *extra: str):
+    return load_config(None, [*RIM, f"data.train=[{folders / 'train'}]",
+                              f"data.val=[{folders / 'val'}]", "data.batch_size=2",
+                              "mask.accelerations=[4]", "optim.lr=1e-2", "log_every=1",
+                              "val_every=10", "device=cpu", f"out={out}", *extra])
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(path)[0].state_dict()
+
+
+def rows(out: Path) -> list[dict[str, str]]:
+    with open(out / "log.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+# losses ---------------------------------------------------------------------------------------
+
+def test_loss_is_zero_for_perfect_estimate_and_has_gradients() -> None:
+    g = torch.Generator().manual_seed(0)
+    target = torch.rand(2, 16, 16, generator=g)
+    perfect = target.to(torch.complex64)
+    loss = reconstruction_loss([perfect, perfect], target, ssim=1.0, l1=1.0)
+    assert float(loss) == pytest.approx(0.0, abs=1e-6)
+    noisy = (target + 0.1 * torch.rand(2, 16, 16, generator=g)).to(torch.complex64)
+    noisy.requires_grad_(True)
+    loss = reconstruction_loss([noisy], target, ssim=1.0, l1=0.5)
+    loss.backward()
+    assert float(loss.detach()) > 0 and noisy.grad is not None and noisy.grad.abs().sum() > 0
+
+
+def test_loss_rejects_images_smaller_than_ssim_window() -> None:
+    target = torch.rand(1, 6, 32)
+    with pytest.raises(InvalidParameterError, match="at least 7x7"):
+        reconstruction_loss([target.to(torch.complex64)], target, ssim=1.0, l1=0.0)
+    assert float(reconstruction_loss([target.to(torch.complex64)], target, ssim=0.0,
+                                     l1=1.0)) == 0.0
+
+
+# the loop -------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_rim_trains_and_writes_a_run_folder(folders, tmp_path) -> None:
+    out = tmp_path / "run"
+    summary = train(config(folders, out, "max_steps=20"))
+    assert summary["steps"] == 20 and not summary["interrupted"]
+    for name in ("config.yaml", "last.safetensors", "best.safetensors", "state.pt", "log.csv"):
+        assert (out / name).is_file(), name
+    log = rows(out)
+    assert list(log[0]) == LOG_COLUMNS
+    losses = [float(r["loss"]) for r in log if r["loss"]]
+    assert len(losses) == 20
+    assert sum(losses[-5:]) < sum(losses[:5])
+    val = [r for r in log if r["val_ssim"]]
+    assert [int(r["step"]) for r in val] == [10, 20]
+    assert summary["best"]["ssim"] == max(float(r["val_ssim"]) for r in val)
+    model, meta = load_checkpoint(out / "best.safetensors")
+    assert meta["name"] == "rim.v1" and meta["config"]["hidden"] == 8
+    extra = meta["extra"]
+    assert extra["train_data"] == {"files": ["example4d.h5"], "slices": 24}
+    assert extra["mask"]["accelerations"] == [4.0] and "99th percentile" in extra["normalisation"]
+    assert read_metadata(out / "last.safetensors")["extra"]["step"] == 20
+    assert load_state(out / "state.pt")["step"] == 20
+    assert load_config(out / "config.yaml").model_config["steps"] == 2
+
+    from typer.testing import CliRunner
+
+    from mrirecon.cli.app import app
+
+    result = CliRunner().invoke(app, ["reconstruct", str(folders / "val" / "example4d.h5"),
+                                      "-o", str(tmp_path / "recon"), "--model",
+                                      str(out / "best.safetensors"), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "recon" / "example4d.h5").is_file()
+
+
+@pytest.mark.slow
+def test_resume_is_exact(folders, tmp_path) -> None:
+    straight = train(config(folders, tmp_path / "a", "max_steps=20"))
+    stop = threading.Event()
+
+    def progress(event: dict) -> None:
+        if event["step"] == 10:
+            stop.set()
+
+    half = train(config(folders, tmp_path / "b", "max_steps=20"), progress=progress, stop=stop)
+    assert half["interrupted"] and half["steps"] == 10
+    assert load_state(tmp_path / "b" / "state.pt")["step"] == 10
+    resumed = train(config(folders, tmp_path / "b", "max_steps=20",
+                           f"resume={tmp_path / 'b'}"))
+    assert resumed["steps"] == straight["steps"] == 20
+    a = weights(tmp_path / "a" / "last.safetensors")
+    b = weights(tmp_path / "b" / "last.safetensors")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=1e-6, rtol=0)
+    la = [r["loss"] for r in rows(tmp_path / "a") if r["loss"]]
+    lb = [r["loss"] for r in rows(tmp_path / "b") if r["loss"]]
+    assert [float(x) for x in la] == pytest.approx([float(x) for x in lb], abs=1e-6)
+
+
+def test_refuses_non_empty_run_folder(folders, tmp_path) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    with pytest.raises(OutputError, match="not empty"):
+        train(config(folders, out, "max_steps=1"))
+    summary = train(config(folders, out, "max_steps=1"), overwrite=True)
+    assert summary["steps"] == 1 and (out / "notes.txt").read_text() == "keep me"
+
+
+def test_stop_event_saves_last_and_state(folders, tmp_path) -> None:
+    out = tmp_path / "run"
+    stop = threading.Event()
+    stop.set()
+    summary = train(config(folders, out, "max_steps=5"), stop=stop)
+    assert summary["interrupted"] and summary["steps"] == 0
+    assert (out / "last.safetensors").is_file() and (out / "state.pt").is_file()
+    assert not (out / "best.safetensors").exists()
+
+
+def test_empty_training_set_is_an_error(tmp_path) -> None:
+    (tmp_path / "empty").mkdir()
+    cfg = load_config(None, [*RIM, f"data.train=[{tmp_path / 'empty'}]", "max_steps=1",
+                             f"out={tmp_path / 'run'}", "device=cpu"])
+    with pytest.raises(Exception, match="no .h5 files found"):
+        train(cfg)
+
+
+@pytest.mark.slow
+def test_irim_trains_on_crops(folders, tmp_path) -> None:
+    out = tmp_path / "run"
+    cfg = load_config(None, [f"data.train=[{folders / 'train'}]", f"data.val=[{folders / 'val'}]",
+                             "model=irim.v1", "model_config.steps=2",
+                             "model_config.state_channels=6", "model_config.levels=2",
+                             "model_config.blocks_per_level=1", "model_config.hidden=8",
+                             "model_config.grad_hidden=8", "data.crop=32", "data.batch_size=2",
+                             "max_steps=5", "device=cpu", f"out={out}"])
+    summary = train(cfg)
+    assert summary["steps"] == 5 and summary["best"] is not None
+    assert load_checkpoint(out / "best.safetensors")[1]["name"] == "irim.v1"
+
+
+def _ddp_worker(rank: int, port: int, folders: Path, out: Path) -> None:
+    import os
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE="2", LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    summary = train(config(folders, out, "max_steps=4", "val_every=100"))
+    assert summary["steps"] == 4 and summary["world_size"] == 2
+
+
+@pytest.mark.slow
+def test_ddp_two_gloo_processes(folders, tmp_path) -> None:
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "run"
+    mp.spawn(_ddp_worker, args=(port, folders, out), nprocs=2, join=True)
+    assert [int(r["step"]) for r in rows(out) if r["loss"]] == [1, 2, 3, 4]
+    assert (out / "best.safetensors").is_file() and load_state(out / "state.pt")["step"] == 4
