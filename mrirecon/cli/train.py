@@ -64,6 +64,7 @@ def train_command(
 
     Writes config.yaml, log.csv, last.safetensors, best.safetensors (best validation SSIM) and
     state.pt (for --resume) to the run folder. Ctrl-C saves last.safetensors and state.pt.
+    --resume RUN_DIR without a CONFIG continues with the run's saved config.yaml.
     """
     from mrirecon.inference import resolve_device
     from mrirecon.train.config import load_config
@@ -75,6 +76,10 @@ def train_command(
              "max_minutes": max_minutes,
              "data.train": None if not data else [str(p) for p in data],
              "data.val": None if not val_data else [str(p) for p in val_data]}
+    if config is None and resume is not None:  # continue a run with the config it saved
+        run_dir = resume if resume.is_dir() else resume.parent
+        if (run_dir / "config.yaml").is_file():
+            config = run_dir / "config.yaml"
     cfg = load_config(config, _overrides(sets or [], flags))
     resolve_device(cfg.device)  # CUDA asked for but absent: one line before any work
     with progress_bar("train") as bar:

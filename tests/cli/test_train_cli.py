@@ -63,3 +63,13 @@ def test_missing_data_folder_is_one_line(tmp_path) -> None:
     assert result.exit_code == 1
     assert "file or folder not found" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_resume_a_run_folder_without_its_config(data, tmp_path) -> None:
+    out = tmp_path / "run"
+    first = runner.invoke(app, ["train", "--model", "rim.v1", *RIM, "--data", str(data / "train"),
+                                "--out", str(out), "--max-steps", "2", "--device", "cpu"])
+    assert first.exit_code == 0, first.output
+    more = runner.invoke(app, ["train", "--resume", str(out), "--max-steps", "4", "--json"])
+    assert more.exit_code == 0, more.output
+    assert json.loads(more.stdout)["steps"] == 4
