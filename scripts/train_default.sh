@@ -10,7 +10,8 @@ scripts/fetch_training_data.sh data/sources
 .venv/bin/mrirecon simulate data/default/mni152_train.nii.gz -o data/default/train --coils 8 --matrix 160 --overwrite
 .venv/bin/mrirecon simulate data/default/colin27_val.nii.gz -o data/default/val --coils 8 --matrix 160 --overwrite
 .venv/bin/mrirecon train --model irim.v1 --data data/default/train --val-data data/default/val \
-  --out "$run" --overwrite --max-steps 3000 --max-minutes 20 --batch-size 4 --lr 1e-3 \
+  --out "$run" --overwrite --max-steps 1400 --epochs 1000 --max-minutes 22 --batch-size 4 \
+  --lr 1e-3 \
   --set model_config.steps=6 --set model_config.hidden=24 --set model_config.blocks_per_level=1 \
   --set data.crop=96 --set val_every=250 --set optim.warmup_steps=100 \
   --set "mask.accelerations=[4, 8]"

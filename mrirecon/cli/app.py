@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from mrirecon import __version__
-from mrirecon.cli import evaluate, info, mask, models, reconstruct, simulate, train
+from mrirecon.cli import demo, evaluate, info, mask, models, reconstruct, simulate, train
 from mrirecon.cli._console import CliGroup
 
 app = typer.Typer(
@@ -49,6 +49,7 @@ app.command("info")(info.info_command)
 app.command("reconstruct")(reconstruct.reconstruct_command)
 app.command("models")(models.models_command)
 app.command("evaluate")(evaluate.evaluate_command)
+app.command("demo")(demo.demo_command)
 app.command("train")(train.train_command)
 
 

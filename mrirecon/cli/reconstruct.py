@@ -30,11 +30,12 @@ def reconstruct_command(
         show_default=False)],
     out_dir: Annotated[Path, typer.Option("--output", "-o", help="Output folder.",
                                           show_default=False)],
-    method: Annotated[Method, typer.Option("--method", help="Classical reconstruction method.")
-                      ] = Method.ZERO_FILLED,
+    method: Annotated[Method | None, typer.Option(
+        "--method", help="A classical method instead of a learned model \\[default: the shipped "
+        "i-RIM, see --model].", show_default=False)] = None,
     model: Annotated[Path | None, typer.Option(
-        "--model", help="A trained RIM/i-RIM checkpoint (.safetensors) instead of --method.",
-        show_default=False)] = None,
+        "--model", help="A trained RIM/i-RIM checkpoint (.safetensors) \\[default: the shipped "
+        "default i-RIM when no --method is given].", show_default=False)] = None,
     accel: Annotated[float, typer.Option("--accel", help="Acceleration for fully sampled "
                                          "inputs.")] = 4.0,
     center_fraction: Annotated[float | None, typer.Option(
@@ -75,12 +76,16 @@ def reconstruct_command(
         MaskSpec(kind=mask_kind, acceleration=accel, shape=(1, 1024),
                  center_fraction=center_fraction)
     solver = {k: v for k, v in (("lamda", lamda), ("max_iter", max_iter)) if v is not None}
-    if model is not None and method is not Method.ZERO_FILLED:
+    if model is not None and method is not None:
         raise InvalidParameterError(f"give --model or --method {method.value}, not both")
-    if solver and (model is not None or method is Method.ZERO_FILLED):
-        raise InvalidParameterError(
-            f"--lamda/--max-iter apply to sense and cs, not to {model or method.value}")
-    reconstructor = build_reconstructor(method, device=resolve_device(device),
+    if solver and method not in (Method.SENSE, Method.CS):
+        what = method.value if method is not None else (model or "the default model")
+        raise InvalidParameterError(f"--lamda/--max-iter apply to sense and cs, not to {what}")
+    if model is None and method is None:
+        from mrirecon.models.default import default_checkpoint
+
+        model = default_checkpoint()
+    reconstructor = build_reconstructor(method or Method.ZERO_FILLED, device=resolve_device(device),
                                         batch_size=batch_size, model=model, **solver)
     options = MaskOptions(kind=mask_kind, acceleration=accel, center_fraction=center_fraction,
                           seed=seed, mask_file=mask_file)

@@ -51,7 +51,7 @@ def test_sweep_mode_json_and_report(data, tmp_path) -> None:
 def test_files_mode_matches_sweep(data, tmp_path) -> None:
     recon = tmp_path / "recon"
     made = runner.invoke(app, ["reconstruct", *map(str, files(data)), "-o", str(recon),
-                               "--accel", "4", "--device", "cpu"])
+                               "--accel", "4", "--device", "cpu", "--method", "zero-filled"])
     assert made.exit_code == 0, made.output
     compared = invoke("--predictions", recon, "--targets", data, "--json")
     assert compared.exit_code == 0, compared.output

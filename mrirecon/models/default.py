@@ -1,0 +1,34 @@
+"""The default model and sample scan shipped inside the package.
+
+``mrirecon reconstruct scan.h5 --accel 4`` with neither ``--model`` nor ``--method`` uses
+:func:`default_checkpoint`; ``mrirecon demo`` reconstructs :func:`sample_scan`. Both live in
+``mrirecon/models/default/`` with their model card (``MODEL_CARD.md``): how they were made,
+from which data and licences, and how well the model does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mrirecon.errors import MriReconError
+
+_FOLDER = Path(__file__).resolve().parent / "default"
+DEFAULT_CHECKPOINT = "irim-default.safetensors"
+SAMPLE_SCAN = "sample_colin27.h5"
+
+
+def _shipped(name: str) -> Path:
+    path = _FOLDER / name
+    if not path.is_file():
+        raise MriReconError(f"{path}: shipped file missing; reinstall mrirecon")
+    return path
+
+
+def default_checkpoint() -> Path:
+    """The default i-RIM checkpoint (safetensors)."""
+    return _shipped(DEFAULT_CHECKPOINT)
+
+
+def sample_scan() -> Path:
+    """The sample fastMRI-format scan (simulated multi-coil k-space of real head slices)."""
+    return _shipped(SAMPLE_SCAN)
