@@ -32,3 +32,9 @@ class InputFileError(MriReconError):
 
 class OutputError(MriReconError):
     """An output that exists (without ``overwrite``) or cannot be written."""
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message folded onto one line (its type name if it has no message), for
+    wrapping third-party errors into :class:`InputFileError` messages."""
+    return " ".join(str(exc).split()) or type(exc).__name__

@@ -47,3 +47,15 @@ def simulated_scans(tmp_path_factory: pytest.TempPathFactory):
     example = Path(nibabel.__file__).parent / "tests" / "data" / "example4d.nii.gz"
     simulate_file(example, folder, SimulationParams(coils=1), matrix=48)
     return folder
+
+
+@pytest.fixture(scope="session")
+def train_val_folders(simulated_scans, tmp_path_factory: pytest.TempPathFactory):
+    """``train/`` and ``val/`` folders, each holding a copy of ``example4d.h5`` (1 coil)."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("train_val")
+    for name in ("train", "val"):
+        (root / name).mkdir()
+        shutil.copy(simulated_scans / "example4d.h5", root / name / "example4d.h5")
+    return root

@@ -44,7 +44,7 @@ from pydicom.valuerep import PersonName, format_number_as_ds
 from mrirecon import __version__
 from mrirecon.data.geometry import affine_from_dicom, dicom_from_affine
 from mrirecon.data.volume import Volume
-from mrirecon.errors import InputFileError, InvalidParameterError, OutputError
+from mrirecon.errors import InputFileError, InvalidParameterError, OutputError, one_line
 from mrirecon.fileutil import atomic_path, check_writable
 from mrirecon.io._json import json_default
 
@@ -155,7 +155,7 @@ def _open(path: Path, strict: bool) -> Dataset | None:
         ds = pydicom.dcmread(path, defer_size="64 KB")
     except Exception as exc:  # pydicom raises many types on foreign or corrupt files
         if strict:
-            raise InputFileError(path, f"not a readable DICOM file ({_first_line(exc)})") from None
+            raise InputFileError(path, f"not a readable DICOM file ({one_line(exc)})") from None
         return None
     if "PixelData" not in ds or "Rows" not in ds:
         if strict:
@@ -194,7 +194,7 @@ def _frames(ds: Dataset) -> list[_Frame]:
             warnings.simplefilter("ignore")
             pixels = np.asarray(ds.pixel_array, dtype=np.float64)
     except Exception as exc:  # truncated data, missing codec, bad group 0028, ...
-        raise InputFileError(path, f"pixel data cannot be read ({_first_line(exc)})") from None
+        raise InputFileError(path, f"pixel data cannot be read ({one_line(exc)})") from None
     pixels = pixels.reshape(-1, *pixels.shape[-2:])
     shared = _item(ds, "SharedFunctionalGroupsSequence")
     per_frame = list(ds.get("PerFrameFunctionalGroupsSequence") or [None] * len(pixels))
@@ -244,7 +244,7 @@ def _mosaic_frames(ds: Dataset, path: str) -> list[_Frame] | None:
             data = np.asarray(wrapper.get_data(), dtype=np.float32)
             aff = np.asarray(wrapper.affine, dtype=float)
         except Exception as exc:
-            raise InputFileError(path, f"cannot split mosaic ({_first_line(exc)})") from None
+            raise InputFileError(path, f"cannot split mosaic ({one_line(exc)})") from None
     d_row, d_col = np.linalg.norm(aff[:3, 0]), np.linalg.norm(aff[:3, 1])
     iop = np.concatenate([aff[:3, 1] / d_col, aff[:3, 0] / d_row])
     depth = float(np.linalg.norm(aff[:3, 2]))
@@ -539,8 +539,3 @@ def _ds(value: float) -> str:
     if value == int(value) and abs(value) < 1e15:
         return str(int(value))
     return format_number_as_ds(float(value))
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

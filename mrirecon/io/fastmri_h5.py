@@ -44,10 +44,10 @@ import numpy as np
 
 from mrirecon import __version__
 from mrirecon.data import KSpace, Volume
-from mrirecon.errors import InputFileError, InvalidParameterError
+from mrirecon.errors import InputFileError, InvalidParameterError, one_line
 from mrirecon.fileutil import atomic_path, check_writable
 from mrirecon.io._json import json_default
-from mrirecon.io.h5source import H5SliceSource, line, open_h5
+from mrirecon.io.h5source import H5SliceSource, open_h5
 from mrirecon.io.ismrmrd import fastmri_padding, parse_header
 
 TARGET_KEYS = ("reconstruction_esc", "reconstruction_rss")
@@ -102,7 +102,7 @@ def read_kspace(path: str | os.PathLike) -> KSpace:
         try:
             return _kspace(f, path)
         except (OSError, KeyError, RuntimeError) as exc:  # damage below the superblock
-            raise InputFileError(path, f"corrupt HDF5 file ({line(exc)})") from None
+            raise InputFileError(path, f"corrupt HDF5 file ({one_line(exc)})") from None
 
 
 def check_finite(kspace: KSpace) -> None:
@@ -154,7 +154,7 @@ def read_reconstruction(path: str | os.PathLike, *, dataset: str | None = None) 
             affine = _affine(attrs, path)
             provenance = _json_attr(attrs, "mrirecon_provenance", path) or {}
         except (OSError, KeyError, RuntimeError) as exc:
-            raise InputFileError(path, f"corrupt HDF5 file ({line(exc)})") from None
+            raise InputFileError(path, f"corrupt HDF5 file ({one_line(exc)})") from None
     if not np.isfinite(data).all():
         raise InputFileError(path, f"{name} contains NaN or Inf values")
     return Volume(data=data, affine=np.eye(4) if affine is None else affine, header=header,

@@ -15,7 +15,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from mrirecon.errors import InputFileError
+from mrirecon.errors import InputFileError, one_line
 
 
 class H5SliceSource:
@@ -92,7 +92,7 @@ class H5SliceSource:
                     data = ds[wanted.tolist()]
             except (OSError, KeyError) as exc:
                 raise InputFileError(
-                    self.path, f"cannot read {self.dataset} slices {span(wanted)} ({line(exc)})"
+                    self.path, f"cannot read {self.dataset} slices {span(wanted)} ({one_line(exc)})"
                 ) from None
         bad = ~np.isfinite(data.reshape(len(wanted), -1)).all(axis=1)
         if bad.any():
@@ -121,14 +121,10 @@ def open_h5(path: Path) -> h5py.File:
             raise InputFileError(path, "not an HDF5 file (no HDF5 signature)") from None
         cut = re.search(r"truncated file: eof = (\d+).*stored_eof = (\d+)", str(exc))
         problem = f"truncated HDF5 file ({cut[1]} of {cut[2]} bytes)" if cut else (
-            f"corrupt HDF5 file ({line(exc)})")
+            f"corrupt HDF5 file ({one_line(exc)})")
         raise InputFileError(path, problem) from None
 
 
 def span(indices: np.ndarray) -> str:
     shown = ", ".join(str(int(i)) for i in indices[:5])
     return shown + (f", ... ({len(indices)} in all)" if len(indices) > 5 else "")
-
-
-def line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__

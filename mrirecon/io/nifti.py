@@ -36,7 +36,7 @@ from nibabel.spatialimages import HeaderDataError
 
 from mrirecon import __version__
 from mrirecon.data import Volume
-from mrirecon.errors import InputFileError, InvalidParameterError
+from mrirecon.errors import InputFileError, InvalidParameterError, one_line
 from mrirecon.fileutil import atomic_path, check_writable
 from mrirecon.io._json import json_default
 
@@ -98,7 +98,7 @@ def read_nifti(path: str | Path, *, volume_index: int | None = None) -> Volume:
         slicer = (slice(None),) * 3 + (index,) * (len(img.shape) - 3)
         data = np.asarray(img.dataobj[slicer], dtype=out_dtype)  # applies scl_slope/scl_inter
     except _READ_ERRORS as exc:
-        raise InputFileError(path, f"truncated or corrupt NIfTI data ({_one_line(exc)})") from None
+        raise InputFileError(path, f"truncated or corrupt NIfTI data ({one_line(exc)})") from None
     hdr = img.header
     space_unit, time_unit = hdr.get_xyzt_units()
     affine = np.array(img.affine, dtype=float)
@@ -214,7 +214,7 @@ def _load(path: Path) -> nib.Nifti1Pair:
     except ImageFileError:
         raise InputFileError(path, "not a NIfTI file (no valid NIfTI header)") from None
     except _READ_ERRORS as exc:
-        raise InputFileError(path, f"unreadable NIfTI file ({_one_line(exc)})") from None
+        raise InputFileError(path, f"unreadable NIfTI file ({one_line(exc)})") from None
     if not isinstance(img, nib.Nifti1Pair):  # Nifti1Image, Nifti2Image and the .hdr/.img pairs
         raise InputFileError(path, f"{type(img).__name__} file, expected NIfTI")
     return img
@@ -230,7 +230,3 @@ def _descrip(provenance: dict[str, Any]) -> bytes:
 def _text(value: Any) -> str:
     raw = bytes(np.asarray(value).tobytes()).split(b"\0", 1)[0]
     return raw.decode("latin-1").strip()
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__

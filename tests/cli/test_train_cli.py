@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -16,12 +15,8 @@ RIM = ["--set", "model_config.steps=2", "--set", "model_config.hidden=8"]
 
 
 @pytest.fixture(scope="module")
-def data(simulated_scans, tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("train_cli")
-    for name in ("train", "val"):
-        (root / name).mkdir()
-        shutil.copy(simulated_scans / "example4d.h5", root / name / "example4d.h5")
-    return root
+def data(train_val_folders) -> Path:
+    return train_val_folders
 
 
 def test_train_with_flags_and_json(data, tmp_path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import shutil
 import threading
 from pathlib import Path
 
@@ -21,13 +20,8 @@ RIM = ["model=rim.v1", "model_config.steps=2", "model_config.hidden=8"]
 
 
 @pytest.fixture(scope="module")
-def folders(simulated_scans, tmp_path_factory) -> Path:
-    """``train/`` and ``val/`` copies of example4d (1 coil, 24 slices, 48x48)."""
-    root = tmp_path_factory.mktemp("train_data")
-    for name in ("train", "val"):
-        (root / name).mkdir()
-        shutil.copy(simulated_scans / "example4d.h5", root / name / "example4d.h5")
-    return root
+def folders(train_val_folders) -> Path:
+    return train_val_folders
 
 
 def config(folders: Path, out: Path, *extra: str):
