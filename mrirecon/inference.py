@@ -170,8 +170,8 @@ def reconstruct_file(path: str | Path, out_dir: str | Path, reconstructor: Any,
     start = time.perf_counter()
     in_fmt = detect_format(path)
     out = output_path(path, out_dir, fmt or in_fmt)
-    check_writable([out], overwrite)
-    kspace = prepare_kspace(path, series=series)
+    kspace = prepare_kspace(path, series=series)  # a bad input fails before any folder is made
+    check_writable([out], overwrite)  # an existing output fails before the reconstruction
     mask = choose_mask(kspace, options, path.name)
     if mask is not None:
         kspace = undersample(kspace, mask)

@@ -89,8 +89,8 @@ def simulate_file(path: Path, out_dir: Path, params: SimulationParams, *,
 
     start = time.perf_counter()
     out = Path(out_dir) / output_name(path)
+    volume = load_image(path, series)  # a bad input fails before any folder is made
     check_writable([out], overwrite)
-    volume = load_image(path, series)
     file_params = replace(params, seed=seed_from_name(output_name(path), base_seed=params.seed))
     sim = simulate_volume(volume, file_params, matrix)
     write_simulated(out, volume, sim, file_params, overwrite=overwrite)

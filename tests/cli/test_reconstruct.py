@@ -153,3 +153,11 @@ def test_solver_settings_are_overridable_and_recorded(scans, tmp_path) -> None:
     assert bad.exit_code == 2 and "apply to sense and cs, not to zero-filled" in bad.stderr
     single = invoke(scans / "example4d.h5", "-o", tmp_path / "s", "--method", "sense")
     assert single.exit_code == 1 and "sense needs multi-coil data" in single.stderr
+
+
+def test_bad_input_leaves_no_output_folder(tmp_path) -> None:
+    corrupt = tmp_path / "corrupt.h5"
+    corrupt.write_text("not hdf5")
+    result = invoke(corrupt, "-o", tmp_path / "never")
+    assert result.exit_code == 1 and "corrupt.h5: not an HDF5 file" in result.stderr
+    assert not (tmp_path / "never").exists()
