@@ -2,7 +2,7 @@
 
     python scripts/prepare_default_data.py SOURCES_DIR OUT_DIR
 
-Training: 48 axial slices (every 3 mm) of the MNI152 2009a template. Validation: 8 axial
+Training: 72 axial slices (every 2 mm) of the MNI152 2009a template. Validation: 8 axial
 slices (every 10 mm) of the Colin27 head, a different subject, never used for training.
 Writes ``OUT_DIR/mni152_train.nii.gz`` and ``OUT_DIR/colin27_val.nii.gz`` with their affines;
 ``scripts/train_default.sh`` simulates k-space from them (magnitude images: simulated data).
@@ -29,7 +29,7 @@ def take(src: Path, dst: Path, slices: list[int]) -> None:
 def main() -> None:
     sources, out = Path(sys.argv[1]), Path(sys.argv[2])
     out.mkdir(parents=True, exist_ok=True)
-    take(sources / "mni152_2009a.nii.gz", out / "mni152_train.nii.gz", list(range(30, 174, 3)))
+    take(sources / "mni152_2009a.nii.gz", out / "mni152_train.nii.gz", list(range(30, 174, 2)))
     take(sources / "colin27.nii.gz", out / "colin27_val.nii.gz", list(range(50, 130, 10)))
 
 

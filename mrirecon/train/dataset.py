@@ -106,6 +106,9 @@ class SliceDataset(Dataset):
         Base seed of every mask.
     crop
         Rows of the random readout crop (training only; ``None`` or ``>= ky``: no crop).
+    rank
+        This process's rank in distributed training (part of every training mask's seed;
+        passed explicitly, so DataLoader workers need no process group).
 
     Items are dicts: ``kspace`` complex64 ``(coils, ky, kx)`` (zero where not sampled),
     ``mask`` bool ``(1 | ky, kx)``, ``target`` float32 ``(rows, cols)`` (the file's target in
@@ -119,7 +122,7 @@ class SliceDataset(Dataset):
                  accelerations: Sequence[float] = (4,),
                  center_fractions: Sequence[float] | None = None,
                  mask_kind: MaskKind | str = "random", train: bool, seed: int = 0,
-                 crop: int | None = None) -> None:
+                 crop: int | None = None, rank: int = 0) -> None:
         self.files = [Path(f) for f in files]
         if not self.files:
             raise InvalidParameterError("SliceDataset needs at least one file")
@@ -133,7 +136,7 @@ class SliceDataset(Dataset):
         self.center_fractions = None if center_fractions is None else tuple(
             float(c) for c in center_fractions)
         self.mask_kind = MaskKind(mask_kind)
-        self.train, self.seed, self.epoch = bool(train), int(seed), 0
+        self.train, self.seed, self.epoch, self.rank = bool(train), int(seed), 0, int(rank)
         if crop is not None and int(crop) < 1:
             raise InvalidParameterError(f"crop must be a positive number of rows, got {crop}")
         self.crop = None if crop is None else int(crop)
@@ -178,7 +181,7 @@ class SliceDataset(Dataset):
         target = _target(kspace, s, full)
         top = 0
         if self.train:
-            g = rng(self.seed, self.epoch, _rank(), i)
+            g = rng(self.seed, self.epoch, self.rank, i)
             pick = int(g.integers(len(self.accelerations)))
             accel = self.accelerations[pick]
             cf = None if self.center_fractions is None else self.center_fractions[pick]
@@ -257,9 +260,4 @@ def _target(kspace: KSpace, s: int, full: torch.Tensor) -> torch.Tensor:
     rows, cols = recon_size(kspace)
     size = (min(rows, image.shape[-2]), min(cols, image.shape[-1]))
     return center_crop(image, size).contiguous()
-
-
-def _rank() -> int:
-    dist = torch.distributed
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 

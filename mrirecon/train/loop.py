@@ -17,8 +17,11 @@ validation SSIM), ``state.pt`` (:mod:`mrirecon.train.state`) and ``log.csv``.
 
 Exact resume: the data order of epoch ``e`` is a permutation seeded by ``(seed, e)``, the
 masks are seeded by ``(seed, epoch, rank, index)`` (not by the DataLoader worker, so any
-``num_workers`` works), and ``state.pt`` carries the optimiser, scheduler, counters and global
-RNG states, so N steps then a resume to N + M steps gives the weights of N + M steps straight.
+``num_workers`` works), and ``state.pt`` carries the weights, optimiser, scheduler, counters
+and global RNG states, so N steps then a resume to N + M steps gives the weights of N + M
+steps straight. ``state.pt`` is written (atomically) before ``last.safetensors``, so a run
+killed at any moment, even mid-write, resumes from the last complete save: the log rows after
+it are dropped and the killed write's temporary files removed.
 
 AMP: bfloat16 autocast of the model's forward on CUDA only (``cfg.amp``); bf16 has float32's
 range, so no GradScaler. Physics (FFTs, data-consistency gradient) and the loss run in float32.
@@ -41,10 +44,11 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from mrirecon.errors import InvalidParameterError, OutputError
+from mrirecon.fileutil import atomic_path
 from mrirecon.inference import resolve_device
 from mrirecon.metrics import volume_metrics
 from mrirecon.models import registry
-from mrirecon.models.checkpoint import load_checkpoint, save_checkpoint
+from mrirecon.models.checkpoint import save_checkpoint
 from mrirecon.recon.base import center_crop
 from mrirecon.recon.learned import prepare_batch, run_model
 from mrirecon.train.config import TrainConfig, config_to_dict, save_config
@@ -138,7 +142,7 @@ def _data(cfg: TrainConfig, rank: int, world: int) -> tuple[SliceDataset, SliceD
               "center_fractions": cfg.mask.center_fractions, "mask_kind": cfg.mask.kind,
               "seed": cfg.mask.seed}
     train_set = SliceDataset(find_files(cfg.data.train), train=True, crop=cfg.data.crop,
-                             **common)
+                             rank=rank, **common)
     val_set = (SliceDataset(find_files(cfg.data.val), train=False, **common)
                if cfg.data.val and rank == 0 else None)
     return train_set, val_set
@@ -186,12 +190,14 @@ def validate(model: nn.Module, dataset: SliceDataset, device: torch.device,
 class _Log:
     """``log.csv`` (appended and flushed row by row) and TensorBoard when installed."""
 
-    def __init__(self, out: Path, append: bool, enabled: bool) -> None:
+    def __init__(self, out: Path, append: bool, enabled: bool, until: int = 0) -> None:
         self.fh = self.writer = self.tb = None
         if not enabled:
             return
         path = out / "log.csv"
         new = not (append and path.is_file())
+        if not new:
+            _truncate_log(path, until)
         self.fh = open(path, "w" if new else "a", newline="", encoding="utf-8")  # noqa: SIM115
         self.writer = csv.DictWriter(self.fh, LOG_COLUMNS)
         if new:
@@ -219,6 +225,35 @@ class _Log:
             self.tb.close()
 
 
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop the rows a killed run logged after its last saved step (atomically)."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = [r for r in csv.DictReader(fh) if r.get("step", "").isdigit()
+                and int(r["step"]) <= step]
+    with atomic_path(path, overwrite=True) as tmp, open(tmp, "w", newline="",
+                                                         encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, LOG_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _remove_partial_writes(out: Path) -> None:
+    """Temporary files of writes a killed run left behind (:func:`atomic_path` names)."""
+    for stale in out.glob(".*.part*"):
+        with contextlib.suppress(OSError):
+            stale.unlink()
+
+
+def _weight_spread(model: nn.Module, device: torch.device) -> float:
+    """Largest difference between this rank's weights and rank 0's (0.0 when in sync)."""
+    flat = torch.cat([p.detach().reshape(-1).float() for p in model.parameters()]).to(device)
+    reference = flat.clone()
+    torch.distributed.broadcast(reference, src=0)
+    spread = (flat - reference).abs().max()
+    torch.distributed.all_reduce(spread, op=torch.distributed.ReduceOp.MAX)
+    return float(spread)
+
+
 def train(cfg: TrainConfig, *, progress: Callable[[dict[str, Any]], None] | None = None,
           stop: threading.Event | None = None, overwrite: bool = False) -> dict[str, Any]:
     """Train ``cfg.model`` as configured; see the module docstring.
@@ -228,8 +263,9 @@ def train(cfg: TrainConfig, *, progress: Callable[[dict[str, Any]], None] | None
     cfg
         The run's configuration (:func:`mrirecon.train.config.load_config`).
     progress
-        Called after every step with ``{"step", "total", "epoch", "loss", "lr"}`` (and after
-        each validation with ``"val"`` added).
+        Called after every step with ``{"step", "total", "epoch", "loss", "lr", "masks"}``
+        (``masks``: this rank's batch of sampling masks) and after each validation with
+        ``{"step", "total", "epoch", "val"}``.
     stop
         When set, the run saves ``last.safetensors`` and ``state.pt`` and returns (as on
         Ctrl-C); the summary then has ``interrupted=True``.
@@ -241,7 +277,8 @@ def train(cfg: TrainConfig, *, progress: Callable[[dict[str, Any]], None] | None
     dict
         ``steps``, ``epochs``, ``interrupted``, ``loss`` (last logged), ``val`` (last metrics),
         ``best`` (``{"step", "psnr", "ssim", "nmse"}`` or ``None``), ``checkpoints``, ``out``,
-        ``device``, ``amp``, ``seconds``.
+        ``device``, ``amp``, ``world_size``, ``weight_spread`` (largest difference between any
+        rank's final weights and rank 0's: 0.0 when DDP kept them in sync), ``seconds``.
 
     Raises
     ------
@@ -256,6 +293,8 @@ def train(cfg: TrainConfig, *, progress: Callable[[dict[str, Any]], None] | None
         torch.cuda.set_device(device)
     main = rank == 0
     out = _prepare_out(cfg, overwrite) if main else Path(cfg.out)
+    if main:
+        _remove_partial_writes(out)
     if main:
         save_config(cfg, out / "config.yaml")
     seed_everything(cfg.seed)
@@ -276,13 +315,12 @@ def train(cfg: TrainConfig, *, progress: Callable[[dict[str, Any]], None] | None
     step, epoch, best, best_record, seconds_before = 0, 0, None, None, 0.0
     resumed = cfg.resume is not None
     if resumed:
-        weights, state_path = _resume_paths(cfg.resume)
+        state_path = _resume_paths(cfg.resume)[1]
         state = load_state(state_path)
-        loaded, meta = load_checkpoint(weights)
-        if meta["name"] != cfg.model:
-            raise InvalidParameterError(f"--resume {weights} holds {meta['name']}, but the "
-                                        f"configuration trains {cfg.model}")
-        model.load_state_dict(loaded.state_dict())
+        if state["model_name"] != cfg.model:
+            raise InvalidParameterError(f"--resume {state_path} holds {state['model_name']}, "
+                                        f"but the configuration trains {cfg.model}")
+        model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         step, epoch, best = state["step"], state["epoch"], state["best"]
@@ -296,14 +334,14 @@ def train(cfg: TrainConfig, *, progress: Callable[[dict[str, Any]], None] | None
             model, device_ids=[device.index] if device.type == "cuda" else None)
     net = _Autocast(net, model, amp)
     same_run = resumed and _resume_paths(cfg.resume)[0].parent.resolve() == out.resolve()
-    log = _Log(out, append=same_run, enabled=main)
+    log = _Log(out, append=same_run, enabled=main, until=step)
     paths = {"last": out / "last.safetensors", "best": out / "best.safetensors",
              "state": out / "state.pt"}
     extra_meta = {"train_data": {"files": [p.name for p in train_set.files],
                                  "slices": len(train_set)},
                   "mask": config_to_dict(cfg)["mask"], "normalisation": NORMALISATION}
     start = time.perf_counter()
-    last_loss, val, interrupted = math.nan, None, False
+    last_loss, val, interrupted, spread = math.nan, None, False, 0.0
     window: list[float] = []
 
     def elapsed() -> float:
@@ -312,11 +350,12 @@ def train(cfg: TrainConfig, *, progress: Callable[[dict[str, Any]], None] | None
     def save_last() -> None:
         if not main:
             return
+        # state.pt first: it is the commit point a resume reads (weights included)
+        save_state(paths["state"], model=model, model_name=cfg.model, optimizer=optimizer,
+                   scheduler=scheduler, step=step, epoch=epoch, best=best,
+                   extra={"seconds": elapsed(), "best_record": best_record})
         save_checkpoint(paths["last"], model, name=cfg.model, config=cfg.model_config,
                         overwrite=True, extra={**extra_meta, "step": step, "val_metrics": val})
-        save_state(paths["state"], optimizer=optimizer, scheduler=scheduler, step=step,
-                   epoch=epoch, best=best,
-                   extra={"seconds": elapsed(), "best_record": best_record})
 
     def run_validation() -> None:
         nonlocal val, best, best_record
@@ -371,7 +410,7 @@ def train(cfg: TrainConfig, *, progress: Callable[[dict[str, Any]], None] | None
                             seconds=round(elapsed(), 3))
                 if progress is not None:
                     progress({"step": step, "total": total, "epoch": epoch,
-                              "loss": float(loss.detach()), "lr": lr})
+                              "loss": float(loss.detach()), "lr": lr, "masks": batch["mask"]})
                 if step % cfg.val_every == 0 and step < total:
                     run_validation()
                 if step >= total:
@@ -382,6 +421,8 @@ def train(cfg: TrainConfig, *, progress: Callable[[dict[str, Any]], None] | None
             save_last()
         else:
             run_validation()
+        if world > 1:
+            spread = _weight_spread(model, device)
     except KeyboardInterrupt:
         interrupted = True
         save_last()
@@ -396,4 +437,5 @@ def train(cfg: TrainConfig, *, progress: Callable[[dict[str, Any]], None] | None
             "interrupted": interrupted,
             "loss": last_loss, "val": val, "best": best_record, "checkpoints": checkpoints,
             "out": str(out), "device": str(device), "amp": amp, "world_size": world,
+            "weight_spread": spread,
             "seconds": round(elapsed(), 3)}

@@ -1,11 +1,15 @@
-"""Resume state of a training run (``state.pt``): everything but the weights, never pickled code.
+"""Resume state of a training run (``state.pt``): one file, written atomically, never pickled code.
 
-The weights live in ``last.safetensors`` (:func:`mrirecon.models.checkpoint.save_checkpoint`);
-``state.pt`` holds the optimiser and scheduler state dicts, counters, the best validation
-metric and every random generator's state (torch CPU and CUDA, numpy's legacy global generator,
-Python's :mod:`random`). It is written with :func:`torch.save` of plain containers of tensors,
-numbers, strings, booleans and ``None`` only, and read with ``torch.load(weights_only=True)``,
-which refuses anything else: loading a state file cannot run code.
+``state.pt`` is the run's commit point: the model's weights, the optimiser and scheduler state
+dicts, counters, the best validation metric and every random generator's state (torch CPU and
+CUDA, numpy's legacy global generator, Python's :mod:`random`), all of one step. Because it is
+a single file replaced by one rename, a run killed at any moment (even mid-write) resumes from
+a consistent step; ``last.safetensors`` (:func:`mrirecon.models.checkpoint.save_checkpoint`)
+is the same weights for users, written right after it.
+
+``state.pt`` is written with :func:`torch.save` of plain containers of tensors, numbers,
+strings, booleans and ``None`` only, and read with ``torch.load(weights_only=True)``, which
+refuses anything else: loading a state file cannot run code.
 
 The numpy and Python generator states are converted to tensors and numbers
 (:func:`rng_state`) and back (:func:`set_rng_state`).
@@ -26,7 +30,7 @@ from mrirecon.fileutil import atomic_path
 
 __all__ = ["load_state", "rng_state", "save_state", "seed_everything", "set_rng_state"]
 
-STATE_VERSION = 1
+STATE_VERSION = 2
 
 
 def seed_everything(seed: int) -> None:
@@ -72,7 +76,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(cuda)
 
 
-def save_state(path: str | os.PathLike, *, optimizer: torch.optim.Optimizer,
+def save_state(path: str | os.PathLike, *, model: torch.nn.Module, model_name: str,
+               optimizer: torch.optim.Optimizer,
                scheduler: torch.optim.lr_scheduler.LRScheduler, step: int, epoch: int,
                best: float | None, extra: dict[str, Any] | None = None) -> Path:
     """Write the resume state atomically to ``path`` (replacing it).
@@ -81,6 +86,8 @@ def save_state(path: str | os.PathLike, *, optimizer: torch.optim.Optimizer,
     ----------
     path
         Usually ``RUN_DIR/state.pt``.
+    model, model_name
+        The weights (``state_dict()``, detached CPU copies) and the registry name.
     optimizer, scheduler
         Their ``state_dict()`` is stored.
     step, epoch
@@ -92,6 +99,8 @@ def save_state(path: str | os.PathLike, *, optimizer: torch.optim.Optimizer,
     """
     state = {
         "version": STATE_VERSION,
+        "model_name": str(model_name),
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
         "step": int(step),

@@ -172,8 +172,16 @@ def _ddp_worker(rank: int, port: int, folders: Path, out: Path) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE="2", LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
-    summary = train(config(folders, out, "max_steps=4", "val_every=100"))
+    masks: list[torch.Tensor] = []
+
+    def progress(event: dict) -> None:
+        if "masks" in event:
+            masks.append(event["masks"].clone())
+
+    summary = train(config(folders, out, "max_steps=4", "val_every=100"), progress=progress)
     assert summary["steps"] == 4 and summary["world_size"] == 2
+    torch.save({"masks": masks, "spread": summary["weight_spread"]},
+               out.parent / f"rank{rank}.pt")
 
 
 @pytest.mark.slow
@@ -189,3 +197,112 @@ def test_ddp_two_gloo_processes(folders, tmp_path) -> None:
     mp.spawn(_ddp_worker, args=(port, folders, out), nprocs=2, join=True)
     assert [int(r["step"]) for r in rows(out) if r["loss"]] == [1, 2, 3, 4]
     assert (out / "best.safetensors").is_file() and load_state(out / "state.pt")["step"] == 4
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    # both ranks end with the same weights (every rank measures its distance to rank 0's) ...
+    assert ranks[0]["spread"] == ranks[1]["spread"] == 0.0
+    # ... trained on different masks at every step
+    assert len(ranks[0]["masks"]) == len(ranks[1]["masks"]) == 4
+    for a, b in zip(ranks[0]["masks"], ranks[1]["masks"], strict=True):
+        assert a.shape == b.shape and not torch.equal(a, b)
+
+
+# killed runs ----------------------------------------------------------------------------------
+
+class _Killed(BaseException):
+    """Stands for the process dying: nothing in the loop catches it."""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("victim", ["state", "last"])
+def test_write_interrupted_midway_keeps_checkpoints_whole(folders, tmp_path, monkeypatch,
+                                                          victim) -> None:
+    """A save dying after writing half its bytes leaves the previous files readable, no
+    temporary file behind, and a resume that still ends on the straight run's weights."""
+    import mrirecon.models.checkpoint as checkpoint_module
+    import mrirecon.train.state as state_module
+
+    straight = tmp_path / "straight"
+    train(config(folders, straight, "max_steps=12", "val_every=4"))
+    module, name = {"state": (state_module.torch, "save"),
+                    "last": (checkpoint_module, "save_file")}[victim]
+    real = getattr(module, name)
+    calls = {"n": 0}
+
+    target = {"state": ".state.pt.", "last": ".last.safetensors."}[victim]
+
+    def dying_write(obj, path, *args, **kwargs):
+        if Path(path).name.startswith(target):  # atomic_path's temporary name
+            calls["n"] += 1
+        if calls["n"] < 3:  # the saves at step 4 and 8 succeed, the one at step 12 dies
+            return real(obj, path, *args, **kwargs)
+        real(obj, path, *args, **kwargs)
+        data = Path(path).read_bytes()
+        Path(path).write_bytes(data[: len(data) // 2])
+        raise _Killed
+
+    monkeypatch.setattr(module, name, dying_write)
+    out = tmp_path / "run"
+    with pytest.raises(_Killed):
+        train(config(folders, out, "max_steps=12", "val_every=4"))
+    monkeypatch.setattr(module, name, real)
+    assert not list(out.glob(".*.part*"))
+    last = read_metadata(out / "last.safetensors")["extra"]["step"]
+    state = load_state(out / "state.pt")["step"]
+    assert last == 8 and state == (8 if victim == "state" else 12)
+    load_checkpoint(out / "last.safetensors")  # whole and loadable
+    summary = train(config(folders, out, "max_steps=12", "val_every=4", f"resume={out}"))
+    assert summary["steps"] == 12
+    a, b = weights(straight / "last.safetensors"), weights(out / "last.safetensors")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=1e-6, rtol=0)
+
+
+@pytest.mark.slow
+def test_sigkill_mid_run_then_resume_continues_from_last_checkpoint(folders, tmp_path) -> None:
+    """``mrirecon train`` killed with SIGKILL, then ``mrirecon train --resume RUN_DIR``: the run
+    goes on from the last saved step and ends on the weights of an uninterrupted run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    overrides = [*RIM, f"data.train=[{folders / 'train'}]", f"data.val=[{folders / 'val'}]",
+                 "data.batch_size=2", "mask.accelerations=[4]", "optim.lr=1e-2", "log_every=1",
+                 "val_every=5", "device=cpu", "max_steps=60"]
+    straight = tmp_path / "straight"
+    train(load_config(None, [*overrides, f"out={straight}"]))
+
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "mrirecon", "train", "--out", str(out)]
+    for item in overrides:
+        command += ["--set", item]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    saved = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (out / "state.pt").is_file():
+            saved = load_state(out / "state.pt")["step"]
+            if saved >= 10:
+                break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()
+    saved = load_state(out / "state.pt")["step"]
+    assert 10 <= saved < 60
+    logged = max(int(r["step"]) for r in rows(out))
+    assert logged >= saved
+
+    result = subprocess.run([sys.executable, "-m", "mrirecon", "train", "--resume", str(out)],
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert not list(out.glob(".*.part*"))
+    log = rows(out)
+    steps = [int(r["step"]) for r in log if r["loss"]]
+    assert steps == list(range(1, 61))  # rows after the kill's last save were replaced
+    a, b = weights(straight / "last.safetensors"), weights(out / "last.safetensors")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=1e-6, rtol=0)
