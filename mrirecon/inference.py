@@ -159,28 +159,36 @@ def reference_image(kspace: KSpace) -> np.ndarray | None:
     return None
 
 
+def _undersampled(path: Path, options: MaskOptions, series: str | None,
+                  outputs: Any, overwrite: bool) -> tuple[KSpace, KSpace]:
+    """(full or as-read k-space, what the reconstructor gets); ``outputs(kspace)`` lists every
+    file that will be written, checked before any work (a bad input fails before any folder is
+    made, an existing output before the reconstruction)."""
+    from mrirecon.fileutil import check_writable
+
+    kspace = prepare_kspace(path, series=series)
+    check_writable(outputs(kspace), overwrite)
+    mask = choose_mask(kspace, options, path.name)
+    if mask is not None:
+        return kspace, undersample(kspace, mask)
+    return kspace, replace(kspace, provenance={**kspace.provenance,
+                                               "mask": mask_record(kspace.mask)})
+
+
 def reconstruct_file(path: str | Path, out_dir: str | Path, reconstructor: Any,
                      options: MaskOptions, *, fmt: str | None = None,
                      series: str | None = None, overwrite: bool = False) -> dict[str, Any]:
     """Reconstruct one input file into ``out_dir`` (same stem); returns a summary record."""
-    from mrirecon.fileutil import check_writable
     from mrirecon.io import detect_format, output_path, save
 
     path = Path(path)
     start = time.perf_counter()
-    in_fmt = detect_format(path)
-    out = output_path(path, out_dir, fmt or in_fmt)
-    kspace = prepare_kspace(path, series=series)  # a bad input fails before any folder is made
-    check_writable([out], overwrite)  # an existing output fails before the reconstruction
-    mask = choose_mask(kspace, options, path.name)
-    if mask is not None:
-        kspace = undersample(kspace, mask)
-    else:
-        kspace = replace(kspace, provenance={**kspace.provenance,
-                                             "mask": mask_record(kspace.mask)})
+    fmt = fmt or detect_format(path)
+    out = output_path(path, out_dir, fmt)
+    full, kspace = _undersampled(path, options, series, lambda _: [out], overwrite)
     volume = reconstructor(kspace)
     accel = volume.provenance["mask"]["achieved_acceleration"]
-    written = save(volume, out, fmt=fmt or in_fmt, overwrite=overwrite,
+    written = save(volume, out, fmt=fmt, overwrite=overwrite,
                    description=f"mrirecon {reconstructor.name} R={accel:.2f}")
     return {"input": str(path), "output": str(out), "files": [str(p) for p in written],
             "method": reconstructor.name,
@@ -188,3 +196,112 @@ def reconstruct_file(path: str | Path, out_dir: str | Path, reconstructor: Any,
             "simulated": bool(kspace.provenance.get("simulated", False)),
             "seconds": round(time.perf_counter() - start, 3),
             "seconds_per_slice": volume.provenance["seconds_per_slice"]}
+
+
+def posterior_paths(path: str | Path, out_dir: str | Path, fmt: str, *,
+                    keep_samples: bool = False) -> dict[str, Path]:
+    """Outputs of a sampled reconstruction: ``<stem>_mean`` and ``<stem>_std`` in ``fmt``, the
+    PNG panel ``<stem>_uncertainty.png`` and, with ``keep_samples``, ``<stem>_samples.h5``."""
+    from mrirecon.io import output_path
+
+    base = output_path(path, out_dir, fmt)
+    ext = {"fastmri": ".h5", "nifti": ".nii.gz", "dicom": ""}[fmt]
+    stem = base.name[: len(base.name) - len(ext)]
+    paths = {"mean": base.with_name(f"{stem}_mean{ext}"),
+             "std": base.with_name(f"{stem}_std{ext}"),
+             "panel": base.with_name(f"{stem}_uncertainty.png")}
+    if keep_samples:
+        paths["samples"] = base.with_name(f"{stem}_samples.h5")
+    return paths
+
+
+def reconstruct_posterior_file(path: str | Path, out_dir: str | Path, sampler: Any,
+                               options: MaskOptions, *, fmt: str | None = None,
+                               series: str | None = None, overwrite: bool = False,
+                               keep_samples: bool = False) -> dict[str, Any]:
+    """Sample the posterior of one input (:class:`~mrirecon.recon.posterior.PosteriorSampler`)
+    and write its mean, standard deviation, panel and (optionally) samples; returns a record."""
+    from mrirecon.fileutil import atomic_path
+    from mrirecon.io import detect_format, save
+    from mrirecon.png import encode_png
+
+    path = Path(path)
+    start = time.perf_counter()
+    fmt = fmt or detect_format(path)
+    paths = posterior_paths(path, out_dir, fmt, keep_samples=keep_samples)
+    full, kspace = _undersampled(path, options, series, lambda _: list(paths.values()),
+                                 overwrite)
+    posterior = sampler.sample(kspace, keep_samples=keep_samples)
+    accel = posterior.mean.provenance["mask"]["achieved_acceleration"]
+    written: list[Path] = []
+    for what in ("mean", "std"):
+        written += save(getattr(posterior, what), paths[what], fmt=fmt, overwrite=overwrite,
+                        description=f"mrirecon {sampler.name} posterior {what} R={accel:.2f}")
+    if keep_samples:
+        written.append(write_samples(paths["samples"], posterior, overwrite=overwrite))
+    reference = _reference(full, kspace)
+    with atomic_path(paths["panel"], overwrite=overwrite) as tmp:
+        tmp.write_bytes(encode_png(uncertainty_panel(posterior.mean.data, posterior.std.data,
+                                                     reference)))
+    written.append(paths["panel"])
+    return {"input": str(path), "output": str(paths["mean"]),
+            "files": [str(p) for p in written], "method": sampler.name,
+            "slices": posterior.mean.shape[0], "acceleration": accel,
+            "samples": sampler.samples, "seed": sampler.seed,
+            "simulated": bool(kspace.provenance.get("simulated", False)),
+            "seconds": round(time.perf_counter() - start, 3),
+            "seconds_per_slice": posterior.mean.provenance["seconds_per_slice"],
+            "sampled_slices_per_second":
+                posterior.mean.provenance["sampled_slices_per_second"]}
+
+
+def _reference(full: KSpace, kspace: KSpace) -> np.ndarray | None:
+    """The fully sampled reference, when the input had one: its fastMRI target, else (for a
+    fully sampled input that was undersampled here) the RSS of the full k-space."""
+    reference = reference_image(full)
+    if reference is None and full.mask is None and kspace.mask is not None:
+        from mrirecon.recon.zero_filled import ZeroFilled
+
+        reference = ZeroFilled()(full).data
+    return reference
+
+
+def uncertainty_panel(mean: np.ndarray, std: np.ndarray,
+                      reference: np.ndarray | None) -> np.ndarray:
+    """8-bit greyscale panel of the middle slice: target (if known) | mean | std | |error|.
+
+    Target and mean share one grey scale (0 to the target's, else the mean's, 99.5th
+    percentile), std and |error| another (0 to twice the 99.5th percentile of std), so the
+    uncertainty map and the error it should track can be compared by eye.
+    """
+    i = mean.shape[0] // 2
+    m, s = np.asarray(mean[i], np.float64), np.asarray(std[i], np.float64)
+    images = [m, s]
+    if reference is not None and reference.shape == mean.shape:
+        r = np.asarray(reference[i], np.float64)
+        images = [r, m, s, np.abs(m - r)]
+    top = float(np.percentile(images[0], 99.5)) or 1.0
+    top_s = 2 * float(np.percentile(s, 99.5)) or 1.0
+    scales = [top, top, top_s, top_s] if len(images) == 4 else [top, top_s]
+    gap = np.zeros((m.shape[0], 4))
+    tiles = []
+    for image, scale in zip(images, scales, strict=True):
+        tiles += [np.clip(image / scale, 0, 1), gap]
+    return np.round(255 * np.concatenate(tiles[:-1], axis=1)).astype(np.uint8)
+
+
+def write_samples(path: Path, posterior: Any, *, overwrite: bool = False) -> Path:
+    """``<stem>_samples.h5``: dataset ``samples`` ``(slices, n, rows, cols)`` float32 with the
+    affine and the provenance (seed, temperature, model) as attributes."""
+    import json
+
+    import h5py
+
+    from mrirecon.fileutil import atomic_path
+
+    with atomic_path(path, overwrite=overwrite) as tmp, h5py.File(tmp, "w") as f:
+        f.create_dataset("samples", data=posterior.samples, compression="gzip",
+                         compression_opts=1)
+        f.attrs["affine"] = np.asarray(posterior.mean.affine, np.float64)
+        f.attrs["provenance"] = json.dumps(posterior.mean.provenance, default=str)
+    return path

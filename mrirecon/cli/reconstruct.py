@@ -60,6 +60,19 @@ def reconstruct_command(
                       ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")
                          ] = False,
+    samples: Annotated[int | None, typer.Option(
+        "--samples", help="Draw N posterior samples with a cINN (default: the shipped cINN) "
+        "and write <stem>_mean, <stem>_std and <stem>_uncertainty.png.", show_default=False)
+    ] = None,
+    temperature: Annotated[float, typer.Option(
+        "--temperature", help="Scale of the latent Gaussian when sampling.")] = 1.0,
+    sample_batch: Annotated[int | None, typer.Option(
+        "--sample-batch", help="Samples drawn at once per slice batch \\[default: all].",
+        show_default=False)] = None,
+    sample_seed: Annotated[int, typer.Option("--sample-seed", min=0,
+                                             help="Seed of the posterior draws.")] = 0,
+    save_samples: Annotated[bool, typer.Option(
+        "--save-samples", help="Also write the samples to <stem>_samples.h5.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON records.")] = False,
 ) -> int:
     """Reconstruct undersampled k-space; fully sampled inputs are undersampled first.
@@ -67,10 +80,28 @@ def reconstruct_command(
     Fully sampled inputs get a deterministic per-file mask (seed from --seed and the file name;
     spec, seed and achieved acceleration are recorded in the output); files that carry a mask
     use it. One output per input, same stem, in the input's format unless --format.
+    With --samples N, a conditional invertible network draws N images from the posterior:
+    the outputs are their mean and pixelwise standard deviation (the uncertainty map).
     """
-    from mrirecon.inference import MaskOptions, reconstruct_file, resolve_device
+    from mrirecon.inference import (
+        MaskOptions,
+        reconstruct_file,
+        reconstruct_posterior_file,
+        resolve_device,
+    )
     from mrirecon.recon.methods import build_reconstructor
     from mrirecon.sampling import MaskSpec
+
+    sampling = samples is not None
+    if sampling:
+        from mrirecon.recon.posterior import check_sampling
+
+        check_sampling(samples, temperature, sample_batch)
+        if method is not None:
+            raise InvalidParameterError(f"--samples needs a cINN model; --method {method.value} "
+                                        "cannot sample")
+    elif save_samples or sample_batch is not None:
+        raise InvalidParameterError("--save-samples and --sample-batch need --samples N")
 
     if mask_file is None:  # check the spec before any file is touched (exit code 2)
         MaskSpec(kind=mask_kind, acceleration=accel, shape=(1, 1024),
@@ -82,16 +113,27 @@ def reconstruct_command(
         what = method.value if method is not None else (model or "the default model")
         raise InvalidParameterError(f"--lamda/--max-iter apply to sense and cs, not to {what}")
     if model is None and method is None:
-        from mrirecon.models.default import default_checkpoint
+        from mrirecon.models.default import default_checkpoint, default_sampler
 
-        model = default_checkpoint()
+        model = default_sampler() if sampling else default_checkpoint()
     reconstructor = build_reconstructor(method or Method.ZERO_FILLED, device=resolve_device(device),
                                         batch_size=batch_size, model=model, **solver)
+    if sampling:
+        if not hasattr(reconstructor, "sample"):
+            raise InvalidParameterError(
+                f"--samples needs a model that can sample (cinn.v1); {model} is "
+                f"{reconstructor.name}")
+        reconstructor.configure(samples=samples, temperature=temperature,
+                                sample_batch=sample_batch, seed=sample_seed)
     options = MaskOptions(kind=mask_kind, acceleration=accel, center_fraction=center_fraction,
                           seed=seed, mask_file=mask_file)
     out_fmt = _FORMATS[fmt] if fmt else None
 
     def job(path: Path) -> dict:
+        if sampling:
+            return reconstruct_posterior_file(path, out_dir, reconstructor, options, fmt=out_fmt,
+                                              series=series, overwrite=overwrite,
+                                              keep_samples=save_samples)
         return reconstruct_file(path, out_dir, reconstructor, options, fmt=out_fmt,
                                 series=series, overwrite=overwrite)
 

@@ -1,9 +1,10 @@
-"""The default model and sample scan shipped inside the package.
+"""The default models and sample scan shipped inside the package.
 
 ``mrirecon reconstruct scan.h5 --accel 4`` with neither ``--model`` nor ``--method`` uses
-:func:`default_checkpoint`; ``mrirecon demo`` reconstructs :func:`sample_scan`. Both live in
-``mrirecon/models/default/`` with their model card (``MODEL_CARD.md``): how they were made,
-from which data and licences, and how well the model does.
+:func:`default_checkpoint` (with ``--samples N``, :func:`default_sampler`); ``mrirecon demo``
+reconstructs :func:`sample_scan`. They live in ``mrirecon/models/default/`` with their model
+card (``MODEL_CARD.md``): how they were made, from which data and licences, and how well the
+models do.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from mrirecon.errors import MriReconError
 
 _FOLDER = Path(__file__).resolve().parent / "default"
 DEFAULT_CHECKPOINT = "irim-default.safetensors"
+DEFAULT_SAMPLER = "cinn-default.safetensors"
 SAMPLE_SCAN = "sample_colin27.h5"
 
 
@@ -27,6 +29,11 @@ def _shipped(name: str) -> Path:
 def default_checkpoint() -> Path:
     """The default i-RIM checkpoint (safetensors)."""
     return _shipped(DEFAULT_CHECKPOINT)
+
+
+def default_sampler() -> Path:
+    """The default cINN checkpoint (``reconstruct --samples N`` without ``--model``)."""
+    return _shipped(DEFAULT_SAMPLER)
 
 
 def sample_scan() -> Path:

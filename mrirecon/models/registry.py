@@ -57,6 +57,13 @@ REGISTRY: dict[str, ModelEntry] = {
         "IRIMConfig",
         "invertible RIM with invertible U-Net cells (Putzky & Welling 2019)",
     ),
+    "cinn.v1": ModelEntry(
+        "mrirecon.models.cinn",
+        "CINN",
+        "CINNConfig",
+        "conditional invertible network for posterior sampling (Ardizzone et al. 2019; "
+        "Denker et al. 2021)",
+    ),
 }
 
 

@@ -62,21 +62,40 @@ class Reconstructor(ABC):
                 f"{kspace.source or 'input'}: {self.name} needs multi-coil data, got single-coil "
                 "k-space; use zero-filled or cs"
             )
-        ky, kx = kspace.shape[-2:]
-        mask = np.ones((1, kx), bool) if kspace.mask is None else kspace.mask
+        outputs, seconds = self.run_slices(kspace, self.reconstruct_batch)
+        return self.volume(kspace, outputs[0], seconds)
+
+    def run_slices(self, kspace: KSpace, fn: Any) -> tuple[list[np.ndarray], float]:
+        """Apply ``fn(kspace_batch, mask)`` to the slices, ``batch_size`` at a time.
+
+        ``fn`` returns one tensor or a tuple of tensors with the slice first and the image last,
+        e.g. ``(n, y, x)`` or ``(n, samples, y, x)``; each is cropped to the recon matrix and the
+        batches concatenated. Returns the arrays (float32, or complex64 for complex output) and
+        the seconds spent.
+        """
+        mask = np.ones((1, kspace.shape[-1]), bool) if kspace.mask is None else kspace.mask
         mask_t = torch.as_tensor(np.asarray(mask, dtype=bool), device=self.device)
-        rows, cols = recon_size(kspace)
-        images = []
+        size = recon_size(kspace)
+        parts: list[list[np.ndarray]] = []
         start = time.perf_counter()
         for first in range(0, kspace.n_slices, self.batch_size):
             batch = kspace.slices(first, min(first + self.batch_size, kspace.n_slices))
             k = torch.as_tensor(batch).to(self.device, non_blocking=True)
             with torch.inference_mode():
-                image = self.reconstruct_batch(k, mask_t)
-            images.append(center_crop(image, (rows, cols)).float().cpu().numpy())
-        seconds = time.perf_counter() - start
-        data = np.concatenate(images)
-        provenance = {
+                result = fn(k, mask_t)
+            result = result if isinstance(result, tuple) else (result,)
+            if not parts:
+                parts = [[] for _ in result]
+            for acc, r in zip(parts, result, strict=True):
+                r = center_crop(r, size)
+                acc.append((r if r.is_complex() else r.float()).cpu().numpy())
+        return [np.concatenate(p) for p in parts], time.perf_counter() - start
+
+    def volume(self, kspace: KSpace, data: np.ndarray, seconds: float,
+               **provenance: Any) -> Volume:
+        """``data`` ``(slices, rows, cols)`` as a Volume with the k-space's geometry, header and
+        provenance (plus this method's name, parameters, device, timing and ``provenance``)."""
+        record = {
             **kspace.provenance,
             "method": self.name,
             "parameters": self.parameters(),
@@ -84,9 +103,11 @@ class Reconstructor(ABC):
             "mrirecon_version": __version__,
             "seconds": round(seconds, 4),
             "seconds_per_slice": round(seconds / max(kspace.n_slices, 1), 5),
+            **provenance,
         }
-        return Volume(data=data, affine=output_affine(kspace, (ky, kx), (rows, cols)),
-                      header=dict(kspace.image_header), provenance=provenance,
+        ky, kx = kspace.shape[-2:]
+        return Volume(data=data, affine=output_affine(kspace, (ky, kx), recon_size(kspace)),
+                      header=dict(kspace.image_header), provenance=record,
                       source=kspace.source)
 
 

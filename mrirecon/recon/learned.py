@@ -91,15 +91,22 @@ def _crop(x: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, tuple[i
     return x[..., top : top + h, left : left + w], pad
 
 
-def run_model(model: nn.Module, batch: ModelBatch) -> list[torch.Tensor]:
-    """Every estimate the model returns, as complex images ``(n, y, x)`` in normalised units."""
+def padded_inputs(model: nn.Module, batch: ModelBatch) -> tuple[torch.Tensor, Any, Any]:
+    """``(x0, grad_fn, crop)``: the start image zero-padded to the model's
+    ``required_multiple``, the data-consistency gradient on that padded grid, and a function
+    that crops any ``(..., H, W)`` model output back to the slice size."""
     size = tuple(batch.x0.shape[-2:])
     multiple = int(getattr(model, "required_multiple", 1))
     pad = _pad_amounts(size, multiple)
     x0 = F.pad(batch.x0, pad) if any(pad) else batch.x0
     grad = gradient_channels(batch.op, batch.y, size if any(pad) else None)
-    estimates = model(x0, grad)
-    return [from_channels(_crop(e, size)[0], None) for e in estimates]
+    return x0, grad, lambda t: _crop(t, size)[0]
+
+
+def run_model(model: nn.Module, batch: ModelBatch) -> list[torch.Tensor]:
+    """Every estimate the model returns, as complex images ``(n, y, x)`` in normalised units."""
+    x0, grad, crop = padded_inputs(model, batch)
+    return [from_channels(crop(e), None) for e in model(x0, grad)]
 
 
 class LearnedReconstructor(Reconstructor):
@@ -132,5 +139,8 @@ def load_reconstructor(path: Any, *, device: Any = "cpu", batch_size: int = 8
     from mrirecon.models.checkpoint import load_checkpoint
 
     model, meta = load_checkpoint(path, device=device)
-    return LearnedReconstructor(model, str(meta.get("name", "model")), device=device,
-                                batch_size=batch_size, metadata={**meta, "path": str(path)})
+    cls = LearnedReconstructor
+    if hasattr(model, "sample"):
+        from mrirecon.recon.posterior import PosteriorSampler as cls
+    return cls(model, str(meta.get("name", "model")), device=device, batch_size=batch_size,
+               metadata={**meta, "path": str(path)})

@@ -49,8 +49,9 @@ from mrirecon.inference import resolve_device
 from mrirecon.metrics import volume_metrics
 from mrirecon.models import registry
 from mrirecon.models.checkpoint import save_checkpoint
+from mrirecon.physics import from_channels
 from mrirecon.recon.base import center_crop
-from mrirecon.recon.learned import prepare_batch, run_model
+from mrirecon.recon.learned import padded_inputs, prepare_batch, run_model
 from mrirecon.train.config import TrainConfig, config_to_dict, save_config
 from mrirecon.train.dataset import SliceDataset, collate, find_files
 from mrirecon.train.losses import reconstruction_loss
@@ -62,20 +63,39 @@ LOG_COLUMNS = ["step", "epoch", "loss", "lr", "seconds", "val_psnr", "val_ssim",
 NORMALISATION = "99th percentile of |A^H y| per slice"
 
 
-class _Autocast(nn.Module):
-    """Runs the wrapped network under bf16 autocast; physics and outputs stay float32."""
+class _Objective(nn.Module):
+    """One item's training loss as a single forward pass (the module DDP wraps).
 
-    def __init__(self, net: nn.Module, model: nn.Module, enabled: bool) -> None:
+    A model with ``training_loss(x0, grad_fn, target)`` (a likelihood model: the cINN's
+    bits per dimension) supplies its own loss; for the others (RIM, i-RIM) it is
+    :func:`~mrirecon.train.losses.reconstruction_loss` of the estimates. With ``amp`` the
+    estimating models run under bf16 autocast on CUDA while physics and loss stay float32;
+    likelihood models always run in float32 (log-determinants need the precision).
+    """
+
+    def __init__(self, model: nn.Module, cfg: TrainConfig, amp: bool) -> None:
         super().__init__()
-        self.net, self.enabled = net, enabled
-        self.required_multiple = int(getattr(model, "required_multiple", 1))
+        self.model, self.amp = model, amp
+        self.weights = {"ssim": cfg.loss.ssim, "l1": cfg.loss.l1}
 
-    def forward(self, x0: torch.Tensor, grad: Callable) -> list[torch.Tensor]:
-        if not self.enabled:
-            return self.net(x0, grad)
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            out = self.net(x0, lambda x: grad(x.float()))
-        return [o.float() for o in out]
+    def forward(self, x0: torch.Tensor, grad: Callable, crop: Callable,
+                target: torch.Tensor) -> torch.Tensor:
+        if hasattr(self.model, "training_loss"):
+            if tuple(x0.shape[-2:]) != tuple(target.shape[-2:]):
+                raise InvalidParameterError(
+                    f"{type(self.model).__name__} trains on images whose recon matrix equals the "
+                    f"k-space matrix and is a multiple of {self.model.required_multiple} "
+                    f"(got target {tuple(target.shape[-2:])}, k-space image "
+                    f"{tuple(x0.shape[-2:])}); use data.crop or data made with mrirecon simulate")
+            return self.model.training_loss(x0, grad, target)
+        if self.amp:
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                out = [o.float() for o in self.model(x0, lambda x: grad(x.float()))]
+        else:
+            out = self.model(x0, grad)
+        size = tuple(target.shape[-2:])
+        estimates = [center_crop(from_channels(crop(e), None), size) for e in out]
+        return reconstruction_loss(estimates, target, **self.weights)
 
 
 class _EpochSampler:
@@ -148,7 +168,7 @@ def _data(cfg: TrainConfig, rank: int, world: int) -> tuple[SliceDataset, SliceD
     return train_set, val_set
 
 
-def _step_loss(net: nn.Module, batch: dict[str, Any], cfg: TrainConfig,
+def _step_loss(net: nn.Module, model: nn.Module, batch: dict[str, Any],
                device: torch.device) -> torch.Tensor:
     """Mean over the batch of each item's loss (each item has its own mask)."""
     n = batch["kspace"].shape[0]
@@ -158,17 +178,30 @@ def _step_loss(net: nn.Module, batch: dict[str, Any], cfg: TrainConfig,
         mask = batch["mask"][i].to(device, non_blocking=True)
         target = batch["target"][i : i + 1].to(device, non_blocking=True)
         inputs = prepare_batch(kspace, mask)
-        estimates = [center_crop(e, tuple(target.shape[-2:])) for e in run_model(net, inputs)]
-        normalised = target / inputs.scale[:, None, None].float()
-        total = total + reconstruction_loss(estimates, normalised, ssim=cfg.loss.ssim,
-                                            l1=cfg.loss.l1)
+        x0, grad, crop = padded_inputs(model, inputs)
+        total = total + net(x0, grad, crop, target / inputs.scale[:, None, None].float())
     return total / n
+
+
+#: Draws whose mean is a sampler's (cINN's) validation estimate.
+VALIDATION_SAMPLES = 8
+
+
+def _point_estimate(model: nn.Module, inputs: Any) -> torch.Tensor:
+    """The magnitude estimate scored in validation: a sampler's posterior mean of
+    :data:`VALIDATION_SAMPLES` draws (fixed seed), otherwise the model's last estimate."""
+    if not hasattr(model, "sample"):
+        return run_model(model, inputs)[-1].abs()
+    x0, grad, crop = padded_inputs(model, inputs)
+    generator = torch.Generator().manual_seed(0)
+    return crop(model.sample(x0, grad, VALIDATION_SAMPLES, generator=generator).mean(0))
 
 
 @torch.inference_mode()
 def validate(model: nn.Module, dataset: SliceDataset, device: torch.device,
              batch_size: int = 8) -> dict[str, float]:
-    """Mean PSNR, SSIM and NMSE over the validation volumes (fastMRI per-volume protocol)."""
+    """Mean PSNR, SSIM and NMSE over the validation volumes (fastMRI per-volume protocol);
+    samplers are scored on their posterior mean."""
     model.eval()
     per_file: dict[int, list[int]] = {}
     for i, (f, _) in enumerate(dataset.index):
@@ -179,7 +212,7 @@ def validate(model: nn.Module, dataset: SliceDataset, device: torch.device,
         for first in range(0, len(indices), batch_size):
             items = collate([dataset[i] for i in indices[first : first + batch_size]])
             inputs = prepare_batch(items["kspace"].to(device), items["mask"][0].to(device))
-            image = run_model(model, inputs)[-1].abs() * inputs.scale[:, None, None]
+            image = _point_estimate(model, inputs) * inputs.scale[:, None, None]
             recons.append(center_crop(image, tuple(items["target"].shape[-2:])).float().cpu())
             targets.append(items["target"])
         results.append(volume_metrics(torch.cat(targets), torch.cat(recons)))
@@ -223,6 +256,12 @@ class _Log:
             self.fh.close()
         if self.tb is not None:
             self.tb.close()
+
+
+def model_config(model: nn.Module, cfg: TrainConfig) -> Any:
+    """What checkpoints record: the model's own config (it may fill in entries, e.g. the cINN
+    stores its frozen i-RIM's config) or else the configured one."""
+    return getattr(model, "config", cfg.model_config)
 
 
 def _truncate_log(path: Path, step: int) -> None:
@@ -328,11 +367,10 @@ def train(cfg: TrainConfig, *, progress: Callable[[dict[str, Any]], None] | None
         seconds_before = float(state["extra"].get("seconds", 0.0))
         set_rng_state(state["rng"])
     amp = bool(cfg.amp and device.type == "cuda")
-    net: nn.Module = model
+    net: nn.Module = _Objective(model, cfg, amp)
     if world > 1:
         net = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
-    net = _Autocast(net, model, amp)
+            net, device_ids=[device.index] if device.type == "cuda" else None)
     same_run = resumed and _resume_paths(cfg.resume)[0].parent.resolve() == out.resolve()
     log = _Log(out, append=same_run, enabled=main, until=step)
     paths = {"last": out / "last.safetensors", "best": out / "best.safetensors",
@@ -354,7 +392,7 @@ def train(cfg: TrainConfig, *, progress: Callable[[dict[str, Any]], None] | None
         save_state(paths["state"], model=model, model_name=cfg.model, optimizer=optimizer,
                    scheduler=scheduler, step=step, epoch=epoch, best=best,
                    extra={"seconds": elapsed(), "best_record": best_record})
-        save_checkpoint(paths["last"], model, name=cfg.model, config=cfg.model_config,
+        save_checkpoint(paths["last"], model, name=cfg.model, config=model_config(model, cfg),
                         overwrite=True, extra={**extra_meta, "step": step, "val_metrics": val})
 
     def run_validation() -> None:
@@ -365,8 +403,8 @@ def train(cfg: TrainConfig, *, progress: Callable[[dict[str, Any]], None] | None
                     val_psnr=val["psnr"], val_ssim=val["ssim"], val_nmse=val["nmse"])
             if best is None or val["ssim"] > best:
                 best, best_record = val["ssim"], {"step": step, **val}
-                save_checkpoint(paths["best"], model, name=cfg.model, config=cfg.model_config,
-                                overwrite=True,
+                save_checkpoint(paths["best"], model, name=cfg.model,
+                                config=model_config(model, cfg), overwrite=True,
                                 extra={**extra_meta, "step": step, "val_metrics": val})
             if progress is not None:
                 progress({"step": step, "total": total, "epoch": epoch, "val": val})
@@ -393,7 +431,7 @@ def train(cfg: TrainConfig, *, progress: Callable[[dict[str, Any]], None] | None
                 if should_stop():
                     interrupted = True
                     break
-                loss = _step_loss(net, batch, cfg, device)
+                loss = _step_loss(net, model, batch, device)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.optim.grad_clip is not None:

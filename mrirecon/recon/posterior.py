@@ -1,0 +1,150 @@
+"""Posterior sampling: a conditional invertible network (``cinn.v1``) as a reconstructor.
+
+A sampler is a :class:`~mrirecon.recon.learned.LearnedReconstructor` whose model can draw
+images ``x ~ p(x | y)`` (``model.sample(x0, grad_fn, n, temperature, generator)``). Called like
+any reconstructor it returns the posterior mean of ``samples`` draws (so ``evaluate`` scores it
+like the other methods); :meth:`PosteriorSampler.sample` returns the mean, the pixelwise
+standard deviation (the uncertainty map) and, on request, the samples themselves.
+
+Draws are made ``sample_batch`` at a time for each batch of slices and accumulated in float64
+(sum and sum of squares), so memory does not grow with the number of samples unless they are
+kept. One ``torch.Generator`` per call, seeded with ``seed``, makes the draws reproducible for
+the same seed, batch size and sample batch; the seed is recorded in the provenance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from mrirecon.data import KSpace, Volume
+from mrirecon.errors import InvalidParameterError, MriReconError
+from mrirecon.recon.learned import LearnedReconstructor, padded_inputs, prepare_batch
+
+__all__ = ["Posterior", "PosteriorSampler", "check_sampling"]
+
+#: Samples the mean is taken over when a sampler is used as a plain reconstructor.
+DEFAULT_SAMPLES = 16
+
+
+@dataclass
+class Posterior:
+    """What :meth:`PosteriorSampler.sample` returns (image units, recon matrix).
+
+    Attributes
+    ----------
+    mean, std
+        Volumes ``(slices, rows, cols)``: the pixelwise mean and standard deviation (ddof 1) of
+        the samples, with the input's geometry.
+    samples
+        ``(slices, n, rows, cols)`` float32, or ``None`` unless asked for.
+    """
+
+    mean: Volume
+    std: Volume
+    samples: np.ndarray | None = None
+
+
+def check_sampling(samples: int, temperature: float, sample_batch: int | None) -> None:
+    """Reject settings no sampler can use (one clear message each)."""
+    if samples < 2:
+        raise InvalidParameterError(
+            f"--samples must be >= 2 (a standard deviation needs two draws), got {samples}")
+    if not temperature > 0:
+        raise InvalidParameterError(f"--temperature must be > 0, got {temperature}")
+    if sample_batch is not None and sample_batch < 1:
+        raise InvalidParameterError(f"--sample-batch must be >= 1, got {sample_batch}")
+
+
+class PosteriorSampler(LearnedReconstructor):
+    """A model with ``sample(...)`` behind the reconstructor protocol (see the module docstring).
+
+    Parameters
+    ----------
+    samples, temperature, sample_batch, seed
+        Defaults for :meth:`sample` and for the plain call (posterior mean).
+    """
+
+    def __init__(self, model: nn.Module, name: str, *, device: Any = "cpu",
+                 batch_size: int = 8, metadata: dict[str, Any] | None = None,
+                 samples: int = DEFAULT_SAMPLES, temperature: float = 1.0,
+                 sample_batch: int | None = None, seed: int = 0) -> None:
+        super().__init__(model, name, device=device, batch_size=batch_size, metadata=metadata)
+        self.configure(samples=samples, temperature=temperature, sample_batch=sample_batch,
+                       seed=seed)
+
+    def configure(self, *, samples: int | None = None, temperature: float | None = None,
+                  sample_batch: int | None = None, seed: int | None = None) -> None:
+        """Change the sampling settings (checked)."""
+        samples = self.samples if samples is None else int(samples)
+        temperature = self.temperature if temperature is None else float(temperature)
+        sample_batch = sample_batch if sample_batch is not None else getattr(
+            self, "sample_batch", None)
+        check_sampling(samples, temperature, sample_batch)
+        self.samples, self.temperature = samples, temperature
+        self.sample_batch = min(sample_batch or samples, samples)
+        self.seed = self.seed if seed is None and hasattr(self, "seed") else int(seed or 0)
+
+    def parameters(self) -> dict[str, Any]:
+        return {**super().parameters(), "samples": self.samples,
+                "temperature": self.temperature, "sample_batch": self.sample_batch,
+                "seed": self.seed}
+
+    def reconstruct_batch(self, kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self._draw(kspace, mask, torch.Generator().manual_seed(self.seed), False)[0]
+
+    def sample(self, kspace: KSpace, *, keep_samples: bool = False) -> Posterior:
+        """Mean, standard deviation and (``keep_samples``) the draws for every slice."""
+        generator = torch.Generator().manual_seed(self.seed)
+
+        def fn(k: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            return self._draw(k, mask, generator, keep_samples)
+
+        outputs, seconds = self.run_slices(kspace, fn)
+        record = {"posterior": {"samples": self.samples, "temperature": self.temperature,
+                                "seed": self.seed, "sample_batch": self.sample_batch},
+                  "sampled_slices_per_second": round(
+                      self.samples * kspace.n_slices / max(seconds, 1e-9), 3)}
+        mean = self.volume(kspace, outputs[0], seconds, statistic="posterior mean", **record)
+        std = self.volume(kspace, outputs[1], seconds, statistic="posterior std", **record)
+        return Posterior(mean, std, outputs[2] if keep_samples else None)
+
+    def _draw(self, kspace: torch.Tensor, mask: torch.Tensor, generator: torch.Generator,
+              keep: bool) -> tuple[torch.Tensor, ...]:
+        """``(mean, std[, samples (n, S, y, x)])`` of one batch of slices, in image units."""
+        batch = prepare_batch(kspace, mask)
+        x0, grad, crop = padded_inputs(self.model, batch)
+        total = sq = None
+        kept = []
+        done = 0
+        while done < self.samples:
+            n = min(self.sample_batch, self.samples - done)
+            try:
+                draws = self.model.sample(x0, grad, n, temperature=self.temperature,
+                                          generator=generator)
+            except torch.OutOfMemoryError:
+                raise MriReconError(
+                    f"--sample-batch {self.sample_batch} does not fit in memory on "
+                    f"{self.device} ({x0.shape[0]} slices of {tuple(x0.shape[-2:])} at once); "
+                    "use a smaller --sample-batch or --batch-size") from None
+            except RuntimeError as exc:
+                if "alloc" not in str(exc).lower() and "memory" not in str(exc).lower():
+                    raise
+                raise MriReconError(
+                    f"--sample-batch {self.sample_batch} does not fit in memory on "
+                    f"{self.device}: {str(exc).splitlines()[0]}; use a smaller --sample-batch "
+                    "or --batch-size") from None
+            draws = crop(draws).double() * batch.scale[None, :, None, None].double()
+            total = draws.sum(0) if total is None else total + draws.sum(0)
+            sq = (draws**2).sum(0) if sq is None else sq + (draws**2).sum(0)
+            if keep:
+                kept.append(draws.float().transpose(0, 1))
+            done += n
+        mean = total / self.samples
+        var = (sq - self.samples * mean**2) / (self.samples - 1)
+        out = (mean.float(), var.clamp_min(0).sqrt().float())
+        return (*out, torch.cat(kept, dim=1)) if keep else out
