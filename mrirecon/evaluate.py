@@ -13,6 +13,8 @@ Two ways in, one record format out (one dict per reconstructed volume):
 Metrics follow the fastMRI protocol (:mod:`mrirecon.metrics`): NMSE, PSNR and SSIM per volume with
 the data range of the reference volume, then the mean over volumes with a 95% t-interval
 (:func:`summarize_records`). :func:`check_thresholds` turns a summary into pass/fail lines.
+Posterior samplers (``cinn.v1`` checkpoints) swept with ``samples`` are also scored on how well
+their pixelwise standard deviation predicts their error (:func:`mrirecon.metrics.calibration`).
 
 No typer or rich here: the command line (:mod:`mrirecon.cli.evaluate`) is a thin layer on top and
 :mod:`mrirecon.report` writes the report folder.
@@ -33,6 +35,10 @@ from mrirecon.errors import InputFileError, InvalidParameterError, MriReconError
 RECORD_FIELDS = ("file", "method", "acceleration", "achieved_acceleration", "slices", "nmse",
                  "psnr", "ssim", "seconds_per_slice", "simulated")
 METRICS = ("psnr", "ssim", "nmse")
+#: Record fields of a sampler swept with ``samples`` (:func:`mrirecon.metrics.calibration`).
+CALIBRATION = ("corr_std_error", "within_1std", "within_2std", "mean_std")
+#: Pixels kept per (sampler, acceleration) for the report's reliability plot.
+CALIBRATION_PIXELS = 200_000
 #: Metrics where higher is better; the others (NMSE) are upper bounds in thresholds.
 HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "nmse": False}
 #: ``|achieved - R|`` within which a prediction without a mask spec matches ``acceleration``.
@@ -54,6 +60,11 @@ class SweepRecords(list):
         The name of the file the panels show (``None`` if there are none).
     notes
         One-line notes on what was skipped (e.g. SENSE on single-coil data).
+    calibration_pixels
+        ``{(method, acceleration): {"std": array, "error": array, "pixels": int}}`` for samplers
+        swept with ``samples``: the predicted std and ``|mean - reference|`` (float32, 1-D) of a
+        uniform random subsample of at most :data:`CALIBRATION_PIXELS` of the ``pixels`` pixels
+        of every volume scored, for the report's reliability plot.
     """
 
     def __init__(self, records: Iterable[dict[str, Any]] = ()) -> None:
@@ -61,6 +72,7 @@ class SweepRecords(list):
         self.panels: dict[float, dict[str, np.ndarray]] = {}
         self.panel_file: str | None = None
         self.notes: list[str] = []
+        self.calibration_pixels: dict[tuple[str, float], dict[str, Any]] = {}
 
 
 # --- sweep -----------------------------------------------------------------------------------
@@ -102,6 +114,7 @@ def check_sweep_options(accelerations: Sequence[float], methods: Sequence[str], 
 def sweep(paths: Sequence[str | Path], accelerations: Sequence[float], methods: Sequence[str],
           *, mask_kind: str = "random", center_fraction: float | None = None, seed: int = 0,
           device: Any = "cpu", batch_size: int = 8, models: Sequence[str | Path] = (),
+          samples: int | None = None, temperature: float = 1.0, sample_seed: int = 0,
           progress: Progress | None = None) -> SweepRecords:
     """Undersample fully sampled files at each acceleration, reconstruct with each method, score.
 
@@ -125,7 +138,15 @@ def sweep(paths: Sequence[str | Path], accelerations: Sequence[float], methods: 
         Where and in how many slices at a time the reconstructors run.
     models
         Checkpoints of learned models to sweep too; each is a method named by its registry name
-        (``rim.v1``, ``irim.v1``).
+        (``rim.v1``, ``irim.v1``, ``cinn.v1``). A posterior sampler (``cinn.v1``) is scored on
+        its posterior mean: of its default number of draws when ``samples`` is ``None``.
+    samples, temperature, sample_seed
+        With ``samples`` (>= 2), every sampler among ``models`` draws that many images per slice
+        at this temperature with this seed
+        (:meth:`~mrirecon.recon.posterior.PosteriorSampler.sample`); its records also carry the
+        calibration of its std (:data:`CALIBRATION`) and the report's pixel subsample is kept
+        (:attr:`SweepRecords.calibration_pixels`). ``temperature`` and ``sample_seed`` are used
+        only with ``samples``.
     progress
         Called as ``progress(done, total, description)`` after each (file, acceleration).
 
@@ -134,7 +155,10 @@ def sweep(paths: Sequence[str | Path], accelerations: Sequence[float], methods: 
     SweepRecords
         One record per (file, acceleration, method): ``file`` (name), ``method``,
         ``acceleration`` (requested), ``achieved_acceleration``, ``slices``, ``nmse``, ``psnr``,
-        ``ssim``, ``seconds_per_slice``, ``simulated``; plus panels and notes (see the class).
+        ``ssim``, ``seconds_per_slice``, ``simulated``, and for samplers swept with ``samples``
+        ``corr_std_error``, ``within_1std``, ``within_2std``, ``mean_std``
+        (:func:`mrirecon.metrics.calibration` of the volume); plus panels, notes and calibration
+        pixels (see the class).
 
     Notes
     -----
@@ -148,6 +172,9 @@ def sweep(paths: Sequence[str | Path], accelerations: Sequence[float], methods: 
 
     Raises
     ------
+    InvalidParameterError
+        Bad accelerations, mask settings or methods (:func:`check_sweep_options`); ``samples``
+        below 2 or ``temperature <= 0``; ``samples`` without a sampler among ``models``.
     InputFileError
         A file that carries its own mask (already undersampled) or cannot be read.
     MriReconError
@@ -165,12 +192,18 @@ def sweep(paths: Sequence[str | Path], accelerations: Sequence[float], methods: 
 
     accels, names = check_sweep_options(accelerations, methods, mask_kind=mask_kind,
                                         center_fraction=center_fraction)
+    if samples is not None:
+        from mrirecon.recon.posterior import check_sampling
+
+        check_sampling(samples, temperature, None)
     recons = {m: build_reconstructor(m, device=device, batch_size=batch_size) for m in names}
     for checkpoint in models:
         learned = build_reconstructor("zero-filled", model=checkpoint, device=device,
                                       batch_size=batch_size)
         recons[learned.name] = learned
+    samplers = _samplers(recons, names, samples, temperature, sample_seed)
     names = list(recons)
+    rng = np.random.default_rng(0)  # the reliability plot's pixel subsample
     zero_filled = recons.get("zero-filled") or build_reconstructor(
         "zero-filled", device=device, batch_size=batch_size)
     out = SweepRecords()
@@ -202,17 +235,28 @@ def sweep(paths: Sequence[str | Path], accelerations: Sequence[float], methods: 
             images: dict[str, np.ndarray] = {}
             for name in usable:
                 try:
-                    volume = recons[name](under)
+                    if name in samplers:
+                        posterior = recons[name].sample(under)
+                        volume = posterior.mean
+                    else:
+                        volume = recons[name](under)
                 except MriReconError as exc:  # e.g. too few centre lines for coil maps at 8x
                     out.notes.append(f"{path.name} R={accel:g}: {name} failed ({exc}); skipped")
                     continue
                 scores = _score(reference, volume.data, path.name, name)
+                if name in samplers:
+                    key = (name, accel)
+                    calib, out.calibration_pixels[key] = _calibrate(
+                        reference, volume.data, posterior.std.data, path.name, name,
+                        out.calibration_pixels.get(key), rng)
+                else:
+                    calib = {}
                 out.append({
                     "file": path.name, "method": name, "acceleration": accel,
                     "achieved_acceleration": round(mask.achieved_acceleration, 4),
                     "slices": int(volume.shape[0]), **scores,
                     "seconds_per_slice": volume.provenance.get("seconds_per_slice"),
-                    "simulated": simulated,
+                    "simulated": simulated, **calib,
                 })
                 if keep_panels:
                     images[name] = _middle(volume.data)
@@ -228,6 +272,60 @@ def sweep(paths: Sequence[str | Path], accelerations: Sequence[float], methods: 
     if not out:
         raise MriReconError("nothing to evaluate: " + ("; ".join(out.notes) or "no input files"))
     return out
+
+
+def _samplers(recons: dict[str, Any], classical: Sequence[str], samples: int | None,
+              temperature: float, seed: int) -> set[str]:
+    """Configure the posterior samplers among the models for ``samples`` draws; their names.
+
+    Empty when ``samples`` is ``None``; an error when it is given but no model can sample.
+    """
+    if samples is None:
+        return set()
+    found = {name for name, r in recons.items() if hasattr(r, "sample")}
+    if not found:
+        models = [name for name in recons if name not in classical]
+        raise InvalidParameterError(
+            f"--samples {samples} needs a model that can sample (a cinn.v1 checkpoint given "
+            f"with --model); got {', '.join(models) if models else 'no --model'}")
+    for name in found:
+        recons[name].configure(samples=samples, temperature=temperature, seed=seed)
+    return found
+
+
+def _calibrate(reference: np.ndarray, mean: np.ndarray, std: np.ndarray, file: str, what: str,
+               pool: dict[str, Any] | None, rng: np.random.Generator
+               ) -> tuple[dict[str, float], dict[str, Any]]:
+    """Calibration scores of one sampled volume, and ``pool`` with its pixels added."""
+    from mrirecon import metrics
+
+    try:
+        scores = metrics.calibration(reference, mean, std)
+    except ValueError as exc:
+        raise MriReconError(f"{file}: {what} std: {exc}") from None
+    error = np.abs(np.asarray(mean, np.float64) - np.asarray(reference, np.float64))
+    return scores, _pool_pixels(pool, np.asarray(std, np.float32).reshape(-1),
+                                error.astype(np.float32).reshape(-1), rng)
+
+
+def _pool_pixels(pool: dict[str, Any] | None, std: np.ndarray, error: np.ndarray,
+                 rng: np.random.Generator, cap: int = CALIBRATION_PIXELS) -> dict[str, Any]:
+    """Merge a volume's (std, error) pixels into a uniform subsample of at most ``cap`` pixels.
+
+    ``pool["pixels"]`` counts the pixels the pool stands for; each side contributes in
+    proportion to the pixels it stands for, drawn without replacement.
+    """
+    old = pool["pixels"] if pool else 0
+    total = old + std.size
+    keep = min(cap, total)
+    take_new = min(std.size, round(keep * std.size / total))
+    new = rng.choice(std.size, take_new, replace=False) if take_new < std.size else slice(None)
+    if not pool:
+        return {"std": std[new], "error": error[new], "pixels": total}
+    take_old = min(pool["std"].size, keep - take_new)
+    kept = rng.choice(pool["std"].size, take_old, replace=False)
+    return {"std": np.concatenate([pool["std"][kept], std[new]]),
+            "error": np.concatenate([pool["error"][kept], error[new]]), "pixels": total}
 
 
 def _middle(volume: np.ndarray) -> np.ndarray:
@@ -402,7 +500,10 @@ def summarize_records(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]
         ``acceleration``, ``n`` (volumes), ``achieved_acceleration`` (mean), for each of
         ``psnr``, ``ssim``, ``nmse`` the keys ``<metric>_mean``, ``_std``, ``_ci95_low``,
         ``_ci95_high`` (:func:`mrirecon.metrics.summarize`), and ``seconds_per_slice`` (mean over
-        records that recorded it, else ``None``).
+        records that recorded it, else ``None``). Groups whose records carry the calibration
+        keys (:data:`CALIBRATION`) get the same four statistics of each, over the volumes where
+        it is defined (a NaN correlation, from a constant std or error, is left out; all NaN
+        gives NaN).
     """
     from mrirecon.metrics import summarize
 
@@ -423,8 +524,22 @@ def summarize_records(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]
                 row[f"{metric}_{key}"] = stats[key]
         times = [r["seconds_per_slice"] for r in group if r.get("seconds_per_slice") is not None]
         row["seconds_per_slice"] = float(np.mean(times)) if times else None
+        for key in CALIBRATION:
+            values = [r[key] for r in group if key in r]
+            if values:
+                row.update(_stats(key, values))
         rows.append(row)
     return rows
+
+
+def _stats(key: str, values: Sequence[float]) -> dict[str, float]:
+    """``<key>_mean``, ``_std``, ``_ci95_low``, ``_ci95_high`` of the values that are not NaN."""
+    from mrirecon.metrics import summarize
+
+    defined = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    stats = summarize(defined) if defined else dict.fromkeys(
+        ("mean", "std", "ci95_low", "ci95_high"), math.nan)
+    return {f"{key}_{s}": stats[s] for s in ("mean", "std", "ci95_low", "ci95_high")}
 
 
 def _sort_accel(accel: float | None) -> float:

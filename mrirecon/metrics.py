@@ -20,6 +20,10 @@ slice's own maximum as data range for PSNR and SSIM), which gives different numb
 maxima differ; Wang et al. (2004) and ``gaussian_weights=True`` use an 11-tap Gaussian window
 (sigma 1.5) with population covariance; some codebases pad the SSIM map instead of cropping it.
 
+For posterior samplers, :func:`calibration` scores a predicted pixelwise standard deviation
+against the actual error of the mean (correlation and 1/2-sigma coverage, per volume), and
+:func:`reliability_curve` bins pixels by predicted std for a reliability plot.
+
 There is one implementation, in torch: it runs on any device, computes in float64 by default for
 exact parity with scikit-image (tested to 1e-6), and :func:`ssim_per_slice` is differentiable so a
 training loss can use it (``loss = 1 - ssim_per_slice(gt, pred, data_range).mean()``). Inputs may be
@@ -36,10 +40,13 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
+    "CALIBRATION_KEYS",
+    "calibration",
     "nmse",
     "psnr",
     "ssim",
     "ssim_map",
+    "reliability_curve",
     "ssim_per_slice",
     "summarize",
     "volume_metrics",
@@ -50,6 +57,8 @@ ArrayLike = torch.Tensor | np.ndarray
 WIN_SIZE = 7
 K1 = 0.01
 K2 = 0.03
+#: The keys :func:`calibration` returns, in table order.
+CALIBRATION_KEYS = ("corr_std_error", "within_1std", "within_2std", "mean_std")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -370,6 +379,129 @@ def volume_metrics(
     g, p = _pair(gt, pred, dtype, check_finite=True)
     _volume(g)  # reject bad shapes before any work
     return {"nmse": _nmse(g, p), "psnr": _psnr(g, p, None), "ssim": _ssim(g, p, None)}
+
+
+# --------------------------------------------------------------------------------------------------
+# calibration of a predicted uncertainty
+
+
+def calibration(
+    reference: ArrayLike,
+    mean: ArrayLike,
+    std: ArrayLike,
+    *,
+    dtype: torch.dtype = torch.float64,
+) -> dict[str, float]:
+    """How well a pixelwise standard deviation predicts the error of a posterior mean.
+
+    Parameters
+    ----------
+    reference
+        Real ground-truth volume ``(slices, rows, cols)`` (any shape is accepted: every element is
+        a pixel).
+    mean
+        The estimate (e.g. the posterior mean), same shape.
+    std
+        Its predicted standard deviation (e.g. the posterior's pixelwise std), same shape, >= 0.
+    dtype
+        Computation dtype (float64 by default).
+
+    Returns
+    -------
+    dict
+        With ``e = |mean - reference|`` and ``s = std`` over all pixels of the volume:
+
+        - ``corr_std_error``: Pearson correlation of ``s`` and ``e``,
+          ``sum((s - s_bar)(e - e_bar)) / sqrt(sum((s - s_bar)^2) sum((e - e_bar)^2))``, the
+          value of ``numpy.corrcoef``; ``nan`` when ``s`` or ``e`` is constant (zero variance).
+        - ``within_1std``, ``within_2std``: the fraction of pixels with ``e <= k s``, ``k = 1, 2``
+          (about 0.683 and 0.954 when the error is Gaussian with standard deviation ``s``; a
+          pixel with ``s = 0`` counts only if its error is exactly 0).
+        - ``mean_std``: the mean of ``s``, in image units.
+
+    Notes
+    -----
+    The coverage fractions compare the error with the *predicted* spread: below the Gaussian
+    values the uncertainty is too small (over-confident), above them too large. The correlation
+    says whether large predicted uncertainty goes with large error, whatever the scale. For a
+    posterior mean of ``N`` draws the expected squared error is ``s^2 (1 + 1/N)`` when the
+    posterior is exact, so small ``N`` lowers the coverage slightly.
+
+    Raises
+    ------
+    ValueError
+        On mismatched shapes, complex inputs, NaN/Inf values, negative ``std`` or no pixels.
+    """
+    g, m = _pair(reference, mean, dtype, check_finite=True)
+    s = _to_tensor(std, "std")
+    if tuple(s.shape) != tuple(g.shape):
+        raise ValueError(f"std has shape {tuple(s.shape)} but target has shape {tuple(g.shape)}")
+    s = s.to(device=g.device, dtype=g.dtype)
+    if not bool(torch.isfinite(s).all()):
+        raise ValueError("std contains NaN or Inf values")
+    if g.numel() == 0:
+        raise ValueError("calibration needs at least one pixel, got an empty volume")
+    if bool((s < 0).any()):
+        raise ValueError(f"std has negative values (min {float(s.min()):.4g}); expected a "
+                         "standard deviation >= 0")
+    error = (m - g).abs()
+    return {
+        "corr_std_error": _pearson(s, error),
+        "within_1std": float((error <= s).to(g.dtype).mean()),
+        "within_2std": float((error <= 2 * s).to(g.dtype).mean()),
+        "mean_std": float(s.mean()),
+    }
+
+
+def _pearson(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Pearson correlation of all elements; ``nan`` if either is constant."""
+    a, b = a.reshape(-1), b.reshape(-1)
+    if bool(a.max() == a.min()) or bool(b.max() == b.min()):
+        return math.nan
+    a = a - a.mean()
+    b = b - b.mean()
+    r = torch.sum(a * b) / torch.sqrt(torch.sum(a * a) * torch.sum(b * b))
+    return float(r.clamp(-1.0, 1.0))
+
+
+def reliability_curve(
+    std: ArrayLike, error: ArrayLike, bins: int = 10
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean predicted std and RMS error in quantile bins of the predicted std.
+
+    Parameters
+    ----------
+    std, error
+        Predicted standard deviations and absolute errors of the same pixels (any shape, flattened).
+    bins
+        Number of bins; each holds the same number of pixels (+/- 1) sorted by ``std``, so ties
+        (e.g. a zero background) do not empty a bin. Fewer pixels than ``bins`` give one bin per
+        pixel.
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        ``mean(std)`` and ``sqrt(mean(error^2))`` of each bin, in increasing std order. A
+        calibrated uncertainty lies on the line ``y = x``.
+
+    Raises
+    ------
+    ValueError
+        On mismatched sizes, no pixels or ``bins < 1``.
+    """
+    s = np.asarray(std, dtype=np.float64).reshape(-1)
+    e = np.asarray(error, dtype=np.float64).reshape(-1)
+    if s.size != e.size:
+        raise ValueError(f"std has {s.size} pixels but error has {e.size}")
+    if s.size == 0:
+        raise ValueError("reliability_curve needs at least one pixel, got none")
+    if bins < 1:
+        raise ValueError(f"bins must be >= 1, got {bins}")
+    order = np.argsort(s, kind="stable")
+    groups = np.array_split(order, min(bins, s.size))
+    x = np.array([s[g].mean() for g in groups])
+    y = np.array([math.sqrt(float(np.mean(e[g] ** 2))) for g in groups])
+    return x, y
 
 
 # --------------------------------------------------------------------------------------------------

@@ -7,6 +7,8 @@ Files (deterministic names, see :func:`report_files`)::
     psnr_vs_acceleration.png       one line per method, error bars = 95% CI of the mean
     ssim_vs_acceleration.png
     panel_R<accel>.png             target | zero-filled | each method | |error| of the best method
+    calibration.png                posterior samplers only: RMS error against predicted std in
+                                   quantile bins of the std, one curve per (sampler, R), y = x
 
 Every path is checked (:func:`~mrirecon.fileutil.check_writable`) before anything is written, and
 all files are written to temporary names and renamed only once every one of them has been
@@ -32,6 +34,9 @@ from mrirecon.fileutil import atomic_path, check_writable
 
 TABLES = ("records.csv", "records.json", "summary.csv", "summary.json")
 PLOTS = ("psnr_vs_acceleration.png", "ssim_vs_acceleration.png")
+CALIBRATION_PLOT = "calibration.png"
+#: Quantile bins of the predicted std in the calibration plot.
+CALIBRATION_BINS = 10
 #: The |error| image is shown on the images' grey scale, amplified by this factor.
 ERROR_GAIN = 5.0
 PROTOCOL = ("fastMRI protocol: per-volume NMSE, PSNR and SSIM (7x7 window, K1=0.01, K2=0.03) with "
@@ -53,19 +58,33 @@ def panel_name(acceleration: float) -> str:
 
 
 def report_files(out_dir: str | Path, panel_accelerations: Sequence[float] = (), *,
-                 plots: bool = True) -> list[Path]:
-    """Every file :func:`write_report` will write into ``out_dir``, for checking up front."""
+                 plots: bool = True, calibration: bool = False) -> list[Path]:
+    """Every file :func:`write_report` will write into ``out_dir``, for checking up front.
+
+    ``calibration``: the records will carry calibration keys (a sweep with ``samples``), so
+    :data:`CALIBRATION_PLOT` is written too (with ``plots``).
+    """
     out = Path(out_dir)
     names = list(TABLES)
     if plots:
         names += [*PLOTS, *(panel_name(a) for a in panel_accelerations)]
+        if calibration:
+            names.append(CALIBRATION_PLOT)
     return [out / n for n in names]
+
+
+def has_calibration(records: Sequence[Mapping[str, Any]]) -> bool:
+    """True if any record carries the calibration of a posterior sampler's std."""
+    from mrirecon.evaluate import CALIBRATION
+
+    return any(key in r for r in records for key in CALIBRATION)
 
 
 def write_report(out_dir: str | Path, records: Sequence[Mapping[str, Any]],
                  summary: Sequence[Mapping[str, Any]], *,
                  panels: Mapping[float, Mapping[str, np.ndarray]] | None = None,
                  panel_file: str | None = None, notes: Sequence[str] = (),
+                 calibration_pixels: Mapping[tuple[str, float], Mapping[str, Any]] | None = None,
                  overwrite: bool = False) -> list[Path]:
     """Write the report folder; returns the files written.
 
@@ -79,6 +98,10 @@ def write_report(out_dir: str | Path, records: Sequence[Mapping[str, Any]],
         acceleration (none in files mode).
     notes
         One-line notes stored in ``summary.json`` (e.g. skipped methods).
+    calibration_pixels
+        :attr:`mrirecon.evaluate.SweepRecords.calibration_pixels`: the per-pixel std and error
+        the calibration plot bins. The plot is written when the records carry calibration keys
+        (:func:`has_calibration`); a (sampler, R) without pixels has no curve.
     overwrite
         Replace existing report files; otherwise an existing one is an
         :class:`~mrirecon.errors.OutputError` raised before anything is written.
@@ -89,7 +112,8 @@ def write_report(out_dir: str | Path, records: Sequence[Mapping[str, Any]],
     out = Path(out_dir)
     plots = plots_available()
     panels = dict(panels or {})
-    paths = report_files(out, list(panels), plots=plots)
+    calibrated = has_calibration(records)
+    paths = report_files(out, list(panels), plots=plots, calibration=calibrated)
     check_writable(paths, overwrite)
     writers: dict[str, Any] = {
         "records.csv": lambda p: _write_csv(p, records),
@@ -107,6 +131,8 @@ def write_report(out_dir: str | Path, records: Sequence[Mapping[str, Any]],
                       if r["file"] == panel_file and r.get("acceleration") == accel}
             writers[panel_name(accel)] = lambda p, a=accel, i=images, s=scores: draw_panel(
                 i, s, p, title=f"{panel_file or ''}  R={a:g}, middle slice")
+        if calibrated:
+            writers[CALIBRATION_PLOT] = lambda p: plot_calibration(calibration_pixels or {}, p)
     with contextlib.ExitStack() as stack:  # renames happen only if every file was written
         for path in paths:
             tmp = stack.enter_context(atomic_path(path, overwrite))
@@ -217,4 +243,37 @@ def draw_panel(images: Mapping[str, np.ndarray], scores: Mapping[str, Mapping[st
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 0.92 if title else 1))
+    fig.savefig(path, format="png")
+
+
+def plot_calibration(pixels: Mapping[tuple[str, float], Mapping[str, Any]], path: str | Path, *,
+                     bins: int = CALIBRATION_BINS) -> None:
+    """Reliability diagram: RMS error against mean predicted std, in quantile bins of the std.
+
+    ``pixels`` maps ``(method, acceleration)`` to ``{"std": array, "error": array}`` (the
+    per-pixel predicted std and ``|mean - reference|``); each gets one curve of ``bins`` points
+    (:func:`mrirecon.metrics.reliability_curve`). A calibrated uncertainty follows ``y = x``;
+    points above it are over-confident, below it under-confident.
+    """
+    from mrirecon.metrics import reliability_curve
+
+    fig = _figure(5.5, 4.5)
+    ax = fig.add_subplot()
+    top = 0.0
+    for (method, accel), group in sorted(pixels.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+        if np.size(group["std"]) == 0:
+            continue
+        x, y = reliability_curve(group["std"], group["error"], bins)
+        ax.plot(x, y, marker="o", label=f"{method}, R={accel:g}")
+        top = max(top, float(np.max(x)), float(np.max(y)))
+    if top > 0:
+        ax.plot([0, top], [0, top], "k--", linewidth=1, label="y = x (calibrated)")
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no pixel samples", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xlabel("predicted std (mean per bin)")
+    ax.set_ylabel("RMS error of the posterior mean per bin")
+    ax.set_title(f"Calibration ({bins} quantile bins of the predicted std)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
     fig.savefig(path, format="png")

@@ -10,9 +10,10 @@ import h5py
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 from pydicom.data import get_testdata_file
 
-from mrirecon import evaluate, report
+from mrirecon import evaluate, metrics, report
 from mrirecon.data import Volume
 from mrirecon.errors import InputFileError, InvalidParameterError, MriReconError, OutputError
 from mrirecon.evaluate import compare_files, summarize_records, sweep
@@ -24,11 +25,17 @@ from mrirecon.inference import (
     reference_image,
 )
 from mrirecon.io.fastmri_h5 import write_reconstruction
+from mrirecon.models.checkpoint import save_checkpoint
+from mrirecon.models.registry import build
 from mrirecon.recon.methods import build_reconstructor
 
 MR_SMALL = Path(get_testdata_file("MR_small.dcm", download=False))
 EXAMPLE4D = Path(nib.__file__).parent / "tests" / "data" / "example4d.nii.gz"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+TINY_CINN = {"levels": 2, "blocks_per_level": 1, "hidden": 8, "cond_channels": 4,
+             "cond_hidden": 8}
+TINY_IRIM = {"steps": 2, "state_channels": 6, "levels": 2, "blocks_per_level": 1, "hidden": 8,
+             "grad_hidden": 8}
 
 
 @pytest.fixture(scope="module")
@@ -235,3 +242,120 @@ def test_render_failure_leaves_nothing(swept, tmp_path, monkeypatch) -> None:
         report.write_report(tmp_path / "r", swept, summarize_records(swept), panels=swept.panels,
                             panel_file=swept.panel_file)
     assert list((tmp_path / "r").iterdir()) == []
+
+
+# --- posterior samplers: calibration ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory) -> dict[str, Path]:
+    """A tiny randomly initialised cINN (moved off its identity start) and a tiny i-RIM."""
+    folder = tmp_path_factory.mktemp("ckpt")
+    torch.manual_seed(0)
+    cinn = build("cinn.v1", TINY_CINN)
+    with torch.no_grad():
+        for p in cinn.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    irim = build("irim.v1", TINY_IRIM)
+    return {"cinn": save_checkpoint(folder / "cinn.safetensors", cinn, name="cinn.v1",
+                                    config=cinn.config),
+            "irim": save_checkpoint(folder / "irim.safetensors", irim, name="irim.v1",
+                                    config=irim.config)}
+
+
+@pytest.fixture(scope="module")
+def sampled(files, checkpoints) -> evaluate.SweepRecords:
+    return sweep(files, [4], ["zero-filled"], models=[checkpoints["cinn"]], samples=3,
+                 sample_seed=1)
+
+
+def test_sampler_records_carry_calibration_in_range(sampled) -> None:
+    assert evaluate.CALIBRATION == metrics.CALIBRATION_KEYS
+    assert [(r["file"], r["method"], r["acceleration"]) for r in sampled] == [
+        (f, m, 4) for f in ("MR_small.h5", "example4d.h5") for m in ("zero-filled", "cinn.v1")]
+    for r in sampled:
+        if r["method"] == "zero-filled":
+            assert not set(evaluate.CALIBRATION) & set(r)
+            continue
+        assert -1 <= r["corr_std_error"] <= 1
+        assert 0 <= r["within_1std"] <= r["within_2std"] <= 1
+        assert r["mean_std"] > 0 and np.isfinite(r["psnr"])
+    summary = summarize_records(sampled)
+    by = {(s["method"], s["acceleration"]): s for s in summary}
+    cinn, zf = by[("cinn.v1", 4)], by[("zero-filled", 4)]
+    rows = [r for r in sampled if r["method"] == "cinn.v1"]
+    assert cinn["within_1std_mean"] == pytest.approx(np.mean([r["within_1std"] for r in rows]))
+    assert all(f"{k}_{s}" in cinn for k in evaluate.CALIBRATION
+               for s in ("mean", "std", "ci95_low", "ci95_high"))
+    assert not any(k.startswith(evaluate.CALIBRATION) for k in zf)
+    # the reliability plot's pixels: every pixel of both volumes (fewer than the cap)
+    assert list(sampled.calibration_pixels) == [("cinn.v1", 4.0)]
+    pixels = sampled.calibration_pixels[("cinn.v1", 4.0)]
+    assert pixels["pixels"] == 64 * 64 + 24 * 48 * 48 == pixels["std"].size
+    assert pixels["error"].shape == pixels["std"].shape and pixels["std"].min() >= 0
+
+
+def test_sampling_is_reproducible_and_seeded(files, checkpoints, sampled) -> None:
+    again = sweep(files[:1], [4], ["zero-filled"], models=[checkpoints["cinn"]], samples=3,
+                  sample_seed=1)
+    first = next(r for r in sampled if r["method"] == "cinn.v1")
+    assert again[1]["mean_std"] == first["mean_std"] and again[1]["psnr"] == first["psnr"]
+    other = sweep(files[:1], [4], ["zero-filled"], models=[checkpoints["cinn"]], samples=3,
+                  sample_seed=2)
+    assert other[1]["mean_std"] != first["mean_std"]
+    # without samples: the posterior mean of the default draws, no calibration
+    plain = sweep(files[:1], [4], ["zero-filled"], models=[checkpoints["cinn"]])
+    assert [r["method"] for r in plain] == ["zero-filled", "cinn.v1"]
+    assert "mean_std" not in plain[1] and plain[1]["psnr"] != first["psnr"]
+    assert plain.calibration_pixels == {}
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(samples=1), r"--samples must be >= 2"),
+    (dict(samples=4, temperature=0.0), r"--temperature must be > 0, got 0.0"),
+    (dict(samples=4, models=()), r"--samples 4 needs a model that can sample .*got no --model"),
+    (dict(samples=4, models="irim"), r"needs a model that can sample .*; got irim\.v1$"),
+])
+def test_sampling_options_are_checked(files, checkpoints, kwargs, message) -> None:
+    if kwargs.get("models") == "irim":
+        kwargs["models"] = [checkpoints["irim"]]
+    with pytest.raises(InvalidParameterError, match=message):
+        sweep(files, [4], ["zero-filled"], **kwargs)
+
+
+def test_pixel_pool_keeps_a_proportional_uniform_subsample() -> None:
+    rng = np.random.default_rng(0)
+    pool = evaluate._pool_pixels(None, np.zeros(300, np.float32), np.zeros(300, np.float32),
+                                 rng, cap=100)
+    assert pool["std"].size == 100 and pool["pixels"] == 300
+    pool = evaluate._pool_pixels(pool, np.ones(100, np.float32), np.ones(100, np.float32),
+                                 rng, cap=100)
+    assert pool["pixels"] == 400 and pool["std"].size == 100
+    assert int(pool["std"].sum()) == 25  # 100 of 400 pixels, a quarter from the second volume
+    np.testing.assert_array_equal(pool["std"], pool["error"])  # pairs stay together
+
+
+def test_summary_of_calibration_leaves_out_undefined_correlations() -> None:
+    base = {"method": "cinn.v1", "acceleration": 4.0, "psnr": 30.0, "ssim": 0.9, "nmse": 0.01,
+            "within_1std": 0.6, "within_2std": 0.9, "mean_std": 1.0}
+    rows = summarize_records([{**base, "corr_std_error": 0.2},
+                              {**base, "corr_std_error": float("nan")},
+                              {**base, "corr_std_error": 0.4}])
+    assert rows[0]["corr_std_error_mean"] == pytest.approx(0.3)
+    assert rows[0]["within_1std_mean"] == pytest.approx(0.6) and rows[0]["n"] == 3
+    only_nan = summarize_records([{**base, "corr_std_error": float("nan")}])
+    assert np.isnan(only_nan[0]["corr_std_error_mean"])
+
+
+def test_report_draws_the_calibration_plot(sampled, tmp_path) -> None:
+    summary = summarize_records(sampled)
+    assert report.CALIBRATION_PLOT not in {p.name for p in report.report_files(tmp_path)}
+    expected = report.report_files(tmp_path / "r", sorted(sampled.panels), calibration=True)
+    written = report.write_report(tmp_path / "r", sampled, summary, panels=sampled.panels,
+                                  panel_file=sampled.panel_file,
+                                  calibration_pixels=sampled.calibration_pixels)
+    assert written == expected
+    assert (tmp_path / "r" / "calibration.png").read_bytes()[:8] == PNG_SIGNATURE
+    header = (tmp_path / "r" / "records.csv").read_text().splitlines()[0].split(",")
+    assert header[-4:] == list(evaluate.CALIBRATION)
+    assert "within_2std_ci95_high" in (tmp_path / "r" / "summary.csv").read_text()

@@ -324,3 +324,77 @@ def test_module_imports_no_cli_or_scipy_at_top_level() -> None:
         elif isinstance(node, ast.ImportFrom) and node.module:
             top.add(node.module.split(".")[0])
     assert top.isdisjoint({"typer", "rich", "scipy", "skimage"})
+
+
+# ---------------------------------------------------------------------------------------------
+# calibration of a predicted standard deviation
+
+
+def test_calibration_correlation_is_numpys_pearson() -> None:
+    rng = np.random.default_rng(0)
+    reference = rng.random((3, 20, 24))
+    std = rng.uniform(0.01, 0.2, reference.shape)
+    mean = reference + std * rng.standard_normal(reference.shape) + 0.01 * rng.random(std.shape)
+    got = metrics.calibration(reference, mean, std)
+    expected = np.corrcoef(std.ravel(), np.abs(mean - reference).ravel())[0, 1]
+    assert got["corr_std_error"] == pytest.approx(expected, rel=1e-12)
+    assert got["mean_std"] == pytest.approx(std.mean(), rel=1e-12)
+    assert set(got) == set(metrics.CALIBRATION_KEYS)
+    # float32 arrays and tensors give the same numbers
+    as32 = metrics.calibration(*(torch.as_tensor(a, dtype=torch.float32)
+                                 for a in (reference, mean, std)))
+    assert as32["corr_std_error"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_calibration_coverage_of_exactly_gaussian_errors() -> None:
+    rng = np.random.default_rng(1)
+    std = rng.uniform(0.05, 2.0, (4, 256, 256))
+    reference = rng.random(std.shape)
+    mean = reference + std * rng.standard_normal(std.shape)  # error ~ N(0, std^2) exactly
+    got = metrics.calibration(reference, mean, std)
+    assert got["within_1std"] == pytest.approx(0.6827, abs=0.01)
+    assert got["within_2std"] == pytest.approx(0.9545, abs=0.01)
+    assert got["corr_std_error"] > 0.5  # larger std, larger error
+
+
+def test_calibration_with_zero_std_counts_only_exact_zeros() -> None:
+    rng = np.random.default_rng(2)
+    reference = rng.random((2, 16, 16))
+    mean = reference.copy()
+    wrong = rng.random(reference.shape) < 0.3
+    mean[wrong] += 0.5
+    got = metrics.calibration(reference, mean, np.zeros_like(reference))
+    exact = float(np.mean(~wrong))
+    assert got["within_1std"] == got["within_2std"] == pytest.approx(exact, rel=1e-12)
+    assert math.isnan(got["corr_std_error"]) and got["mean_std"] == 0.0
+    # a constant error has no variance either (integers + 0.5: exact in floating point)
+    whole = rng.integers(0, 8, reference.shape).astype(np.float64)
+    assert math.isnan(metrics.calibration(whole, whole + 0.5,
+                                          rng.random(whole.shape))["corr_std_error"])
+
+
+@pytest.mark.parametrize("std, message", [
+    (np.ones((2, 8, 9)), r"std has shape \(2, 8, 9\) but target has shape \(2, 8, 8\)"),
+    (-np.ones((2, 8, 8)), "std has negative values"),
+    (np.full((2, 8, 8), np.nan), "std contains NaN"),
+])
+def test_calibration_rejects_bad_std(std: np.ndarray, message: str) -> None:
+    reference = np.ones((2, 8, 8))
+    with pytest.raises(ValueError, match=message):
+        metrics.calibration(reference, reference, std)
+    with pytest.raises(ValueError, match="complex"):
+        metrics.calibration(reference, reference + 0j, np.ones((2, 8, 8)))
+
+
+def test_reliability_curve_of_calibrated_pixels_follows_the_diagonal() -> None:
+    rng = np.random.default_rng(3)
+    std = np.concatenate([np.zeros(5_000), rng.uniform(0.1, 3.0, 95_000)])  # ties at zero
+    error = np.abs(std * rng.standard_normal(std.size))
+    x, y = metrics.reliability_curve(std, error, bins=10)
+    assert x.shape == y.shape == (10,) and np.all(np.diff(x) >= 0)
+    np.testing.assert_allclose(y[1:], x[1:], rtol=0.05)
+    assert x[0] < 0.1  # the zero background sits in the first bin
+    small_x, _ = metrics.reliability_curve([0.2, 0.1], [0.0, 0.3], bins=10)
+    np.testing.assert_array_equal(small_x, [0.1, 0.2])  # one bin per pixel
+    with pytest.raises(ValueError, match="std has 2 pixels but error has 1"):
+        metrics.reliability_curve([0.1, 0.2], [0.1])

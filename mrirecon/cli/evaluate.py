@@ -4,7 +4,9 @@ Two modes. Sweep mode (DATA given): fully sampled files are undersampled at each
 the per-file masks ``mrirecon reconstruct`` draws, reconstructed by each of ``--methods`` and
 scored against their targets. Files mode (``--predictions`` and ``--targets``): reconstruction
 files already written are scored against the targets of the same name, as fastMRI's
-``evaluate.py`` does. The library does the work (:mod:`mrirecon.evaluate`,
+``evaluate.py`` does. With ``--samples N`` the ``cinn.v1`` models among ``--model`` draw N
+posterior samples per slice and are also scored on the calibration of their standard deviation.
+The library does the work (:mod:`mrirecon.evaluate`,
 :mod:`mrirecon.report`); torch is imported only inside the command body.
 """
 
@@ -34,8 +36,16 @@ def evaluate_command(
         metavar="METHOD[,METHOD...]")
     ] = None,
     model: Annotated[list[Path] | None, typer.Option(
-        "--model", help="Sweep mode: also evaluate this RIM/i-RIM checkpoint (repeatable).",
+        "--model", help="Sweep mode: also evaluate this RIM/i-RIM/cINN checkpoint (repeatable).",
         show_default=False)] = None,
+    samples: Annotated[int | None, typer.Option(
+        "--samples", help="Sweep mode: cINN models draw N posterior samples; also score how "
+        "well their std predicts the error (corr(std,|err|), fraction within 1 and 2 std) "
+        "\\[default: posterior mean of 16 draws, no calibration].", show_default=False)] = None,
+    temperature: Annotated[float, typer.Option(
+        "--temperature", help="With --samples: scale of the latent Gaussian.")] = 1.0,
+    sample_seed: Annotated[int, typer.Option(
+        "--sample-seed", min=0, help="With --samples: seed of the posterior draws.")] = 0,
     mask_kind: Annotated[MaskKind, typer.Option("--mask-kind", help="Mask pattern.")] = (
         MaskKind.RANDOM),
     center_fraction: Annotated[float | None, typer.Option(
@@ -90,6 +100,12 @@ def evaluate_command(
     if not sweep_mode and (accel or methods or model):
         raise UsageError("--accel, --methods and --model belong to sweep mode (DATA files); "
                          "in files mode use --acceleration")
+    if not sweep_mode and samples is not None:
+        raise UsageError("--samples belongs to sweep mode (DATA files with a cINN --model)")
+    if samples is not None:
+        from mrirecon.recon.posterior import check_sampling
+
+        check_sampling(samples, temperature, None)
     if fail_below is not None:
         evaluate.parse_thresholds(fail_below)  # a bad spec fails before any work
     if sweep_mode:
@@ -99,7 +115,8 @@ def evaluate_command(
     plots = report.plots_available()
     if report_dir is not None:
         check_writable(report.report_files(report_dir, accels if sweep_mode else [],
-                                           plots=plots), overwrite)
+                                           plots=plots, calibration=samples is not None),
+                       overwrite)
 
     if sweep_mode:
         from mrirecon.inference import resolve_device
@@ -108,12 +125,14 @@ def evaluate_command(
             records = evaluate.sweep(
                 data, accels, names, mask_kind=mask_kind.value, center_fraction=center_fraction,
                 seed=seed, device=resolve_device(device), batch_size=batch_size,
-                models=model or [], progress=step)
+                models=model or [], samples=samples, temperature=temperature,
+                sample_seed=sample_seed, progress=step)
         notes, panels, panel_file = records.notes, records.panels, records.panel_file
+        pixels = records.calibration_pixels
     else:
         records = evaluate.compare_files(predictions, targets, acceleration=acceleration,
                                          acquisition=acquisition)
-        notes, panels, panel_file = [], {}, None
+        notes, panels, panel_file, pixels = [], {}, None, {}
     for note in notes:
         info(f"[yellow]warning:[/] {note}")
     summary = evaluate.summarize_records(records)
@@ -121,7 +140,8 @@ def evaluate_command(
     written: list[Path] = []
     if report_dir is not None:
         written = report.write_report(report_dir, records, summary, panels=panels,
-                                      panel_file=panel_file, notes=notes, overwrite=overwrite)
+                                      panel_file=panel_file, notes=notes,
+                                      calibration_pixels=pixels, overwrite=overwrite)
         if not plots:
             info("matplotlib is not installed: plots and panels skipped (pip install matplotlib)")
     if json_out:
@@ -129,8 +149,11 @@ def evaluate_command(
                                     "notes": notes, "failed_thresholds": failures,
                                     "report_files": [str(p) for p in written]}))
     else:
-        print_table(["method", "R", "PSNR (dB)", "SSIM", "NMSE", "s/slice", "n"],
-                    [_row(r) for r in summary], title="fastMRI metrics, mean +/- 95% CI")
+        calibrated = any(f"{evaluate.CALIBRATION[0]}_mean" in r for r in summary)
+        extra = list(_CALIBRATION_COLUMNS) if calibrated else []
+        print_table(["method", "R", "PSNR (dB)", "SSIM", "NMSE", *extra, "s/slice", "n"],
+                    [_row(r, calibrated) for r in summary],
+                    title="fastMRI metrics, mean +/- 95% CI")
         if written:
             info(f"report: {len(written)} files in {report_dir}")
     for failure in failures:
@@ -161,11 +184,18 @@ def _pm(row: dict[str, Any], metric: str, fmt: str) -> str:
     return f"{mean:{fmt}} +/- {high - mean:{fmt}}"
 
 
-def _row(r: dict[str, Any]) -> list[str]:
+#: Table headers of the calibration keys of :data:`mrirecon.evaluate.CALIBRATION` shown.
+_CALIBRATION_COLUMNS = {"corr(std,|err|)": "corr_std_error", "<=1std": "within_1std",
+                        "<=2std": "within_2std"}
+
+
+def _row(r: dict[str, Any], calibrated: bool = False) -> list[str]:
     accel = "?" if r["acceleration"] is None else f"{r['acceleration']:g}"
     sps = r["seconds_per_slice"]
+    extra = [_pm(r, key, ".3f") if f"{key}_mean" in r else "-"
+             for key in (_CALIBRATION_COLUMNS.values() if calibrated else ())]
     return [r["method"], accel, _pm(r, "psnr", ".2f"), _pm(r, "ssim", ".4f"),
-            _pm(r, "nmse", ".4f"), "-" if sps is None else f"{sps:.3g}", str(r["n"])]
+            _pm(r, "nmse", ".4f"), *extra, "-" if sps is None else f"{sps:.3g}", str(r["n"])]
 
 
 class _progress:

@@ -13,10 +13,15 @@ from pydicom.data import get_testdata_file
 from typer.testing import CliRunner
 
 from mrirecon.cli.app import app
+from mrirecon.models.checkpoint import save_checkpoint
+from mrirecon.models.registry import build
 
 runner = CliRunner()
 MR_SMALL = Path(get_testdata_file("MR_small.dcm", download=False))
 EXAMPLE4D = Path(nib.__file__).parent / "tests" / "data" / "example4d.nii.gz"
+TINY_CINN = {"levels": 2, "blocks_per_level": 1, "hidden": 8, "cond_channels": 4,
+             "cond_hidden": 8}
+TINY_RIM = {"steps": 2, "hidden": 8}
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +86,10 @@ def test_files_mode_matches_sweep(data, tmp_path) -> None:
     (["X.h5", "--accel", "two"], "--accel 'two' is not a number"),
     (["X.h5", "--methods", "zero-filled,magic"], "unknown method 'magic'"),
     (["X.h5", "--fail-below", "psnr>30"], "bad threshold 'psnr>30'"),
+    (["X.h5", "--samples", "1"], "--samples must be >= 2 (a standard deviation needs two draws)"),
+    (["X.h5", "--samples", "4", "--temperature", "0"], "--temperature must be > 0"),
+    (["--predictions", ".", "--targets", ".", "--samples", "4"],
+     "--samples belongs to sweep mode"),
 ])
 def test_usage_errors(args, message) -> None:
     result = invoke(*args)
@@ -150,3 +159,67 @@ def test_evaluate_help_does_not_import_torch() -> None:
             "assert 'torch' not in sys.modules, 'torch imported by evaluate --help'\n"
             "assert 'matplotlib' not in sys.modules, 'matplotlib imported by --help'\n")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+# --- posterior samplers: --samples ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory) -> dict[str, Path]:
+    import torch
+
+    folder = tmp_path_factory.mktemp("ckpt")
+    torch.manual_seed(0)
+    cinn = build("cinn.v1", TINY_CINN)
+    with torch.no_grad():  # away from the identity initialisation
+        for p in cinn.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return {"cinn": save_checkpoint(folder / "cinn.safetensors", cinn, name="cinn.v1",
+                                    config=cinn.config),
+            "rim": save_checkpoint(folder / "rim.safetensors", build("rim.v1", TINY_RIM),
+                                   name="rim.v1", config=TINY_RIM)}
+
+
+def test_samples_without_a_sampler_is_refused_in_one_line(data, checkpoints) -> None:
+    result = invoke(data / "MR_small.h5", "--model", checkpoints["rim"], "--samples", 4,
+                    "--device", "cpu")
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert lines == ["error: --samples 4 needs a model that can sample (a cinn.v1 checkpoint "
+                     "given with --model); got rim.v1"] and result.stdout == ""
+
+
+def test_samples_adds_calibration_to_table_report_and_plot(data, checkpoints, tmp_path) -> None:
+    out = tmp_path / "report"
+    args = ["--accel", "4", "--model", checkpoints["cinn"], "--samples", 3, "--temperature", 0.8,
+            "--sample-seed", 2, "--device", "cpu"]
+    result = invoke(*files(data), *args, "-o", out, "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    cinn = next(s for s in doc["summary"] if s["method"] == "cinn.v1")
+    zero = next(s for s in doc["summary"] if s["method"] == "zero-filled")
+    assert 0 <= cinn["within_1std_mean"] <= cinn["within_2std_mean"] <= 1
+    assert -1 <= cinn["corr_std_error_mean"] <= 1 and "mean_std_mean" not in zero
+    assert all("mean_std" in r for r in doc["records"] if r["method"] == "cinn.v1")
+    assert (out / "calibration.png").read_bytes()[:4] == b"\x89PNG"
+    assert "calibration.png" in {Path(p).name for p in doc["report_files"]}
+    header = (out / "records.csv").read_text().splitlines()[0].split(",")
+    assert {"corr_std_error", "within_1std", "within_2std", "mean_std"} <= set(header)
+    assert "corr_std_error_mean" in (out / "summary.csv").read_text().splitlines()[0]
+    assert json.loads((out / "records.json").read_text())[1]["within_2std"] is not None
+    # the plain table: three calibration columns, "-" for methods that cannot sample
+    table = invoke(data / "MR_small.h5", *args)
+    assert table.exit_code == 0, table.output
+    header, *rows = table.stdout.strip().splitlines()[-3:]
+    assert header.split("\t") == ["method", "R", "PSNR (dB)", "SSIM", "NMSE", "corr(std,|err|)",
+                                  "<=1std", "<=2std", "s/slice", "n"]
+    cells = {row.split("\t")[0]: row.split("\t") for row in rows}
+    assert cells["zero-filled"][5:8] == ["-", "-", "-"]
+    assert 0 <= float(cells["cinn.v1"][6]) <= float(cells["cinn.v1"][7]) <= 1  # one volume
+    # an existing calibration.png is refused before any work
+    for path in out.iterdir():
+        if path.name != "calibration.png":
+            path.unlink()
+    again = invoke(data / "MR_small.h5", *args, "-o", out)
+    assert again.exit_code == 1 and "calibration.png: output exists" in again.stderr
+    assert [p.name for p in out.iterdir()] == ["calibration.png"]
