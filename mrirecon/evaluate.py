@@ -249,6 +249,8 @@ def sweep(paths: Sequence[str | Path], accelerations: Sequence[float], methods: 
                     calib, out.calibration_pixels[key] = _calibrate(
                         reference, volume.data, posterior.std.data, path.name, name,
                         out.calibration_pixels.get(key), rng)
+                    settings = volume.provenance["posterior"]  # samples, temperature, seed
+                    calib.update({f"sampling_{k}": v for k, v in settings.items()})
                 else:
                     calib = {}
                 out.append({

@@ -53,6 +53,9 @@ def reconstruct_command(
     fmt: Annotated[OutputFormat | None, typer.Option(
         "--format", help="Output format \\[default: the input's].")] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    amp: Annotated[bool, typer.Option(
+        "--amp/--no-amp", help="Run RIM/i-RIM networks in bfloat16 autocast on CUDA (physics "
+        "stays float32; ignored on CPU).")] = False,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Slices per batch.")] = 8,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Base seed of the per-file masks.")
                     ] = 0,
@@ -117,7 +120,7 @@ def reconstruct_command(
 
         model = default_sampler() if sampling else default_checkpoint()
     reconstructor = build_reconstructor(method or Method.ZERO_FILLED, device=resolve_device(device),
-                                        batch_size=batch_size, model=model, **solver)
+                                        batch_size=batch_size, model=model, amp=amp, **solver)
     if sampling:
         if not hasattr(reconstructor, "sample"):
             raise InvalidParameterError(

@@ -103,38 +103,53 @@ def padded_inputs(model: nn.Module, batch: ModelBatch) -> tuple[torch.Tensor, An
     return x0, grad, lambda t: _crop(t, size)[0]
 
 
-def run_model(model: nn.Module, batch: ModelBatch) -> list[torch.Tensor]:
+def call_model(model: nn.Module, x0: torch.Tensor, grad: Any,
+               amp: bool = False) -> list[torch.Tensor]:
+    """``model(x0, grad)``; with ``amp`` (CUDA only) the network runs under bfloat16 autocast
+    while the data-consistency gradient and the returned estimates stay float32."""
+    if not (amp and x0.is_cuda):
+        return model(x0, grad)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        out = model(x0, lambda x: grad(x.float()))
+    return [o.float() for o in out]
+
+
+def run_model(model: nn.Module, batch: ModelBatch, amp: bool = False) -> list[torch.Tensor]:
     """Every estimate the model returns, as complex images ``(n, y, x)`` in normalised units."""
     x0, grad, crop = padded_inputs(model, batch)
-    return [from_channels(crop(e), None) for e in model(x0, grad)]
+    return [from_channels(crop(e), None) for e in call_model(model, x0, grad, amp)]
 
 
 class LearnedReconstructor(Reconstructor):
     """A trained model (from a checkpoint) as a :class:`~mrirecon.recon.base.Reconstructor`.
 
     Returns the magnitude of the model's last estimate, times each slice's normalisation.
+    ``amp``: run the network under bfloat16 autocast on CUDA (ignored on CPU).
     """
 
     def __init__(self, model: nn.Module, name: str, *, device: Any = "cpu",
-                 batch_size: int = 8, metadata: dict[str, Any] | None = None) -> None:
+                 batch_size: int = 8, metadata: dict[str, Any] | None = None,
+                 amp: bool = False) -> None:
         super().__init__(device=device, batch_size=batch_size)
         self.model = model.to(self.device).eval()
         self.name = name
         self.metadata = metadata or {}
+        self.amp = bool(amp) and self.device.type == "cuda"
 
     def parameters(self) -> dict[str, Any]:
         meta = self.metadata
         return {"model": meta.get("name", self.name), "config": meta.get("config"),
-                "checkpoint_sha256": meta.get("sha256"), "checkpoint": meta.get("path")}
+                "checkpoint_sha256": meta.get("sha256"), "checkpoint": meta.get("path"),
+                "precision": "bf16-autocast" if self.amp else "float32"}
 
     def reconstruct_batch(self, kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         batch = prepare_batch(kspace, mask)
-        image = run_model(self.model, batch)[-1]
+        image = run_model(self.model, batch, self.amp)[-1]
         return image.abs() * batch.scale[:, None, None]
 
 
-def load_reconstructor(path: Any, *, device: Any = "cpu", batch_size: int = 8
-                       ) -> LearnedReconstructor:
+def load_reconstructor(path: Any, *, device: Any = "cpu", batch_size: int = 8,
+                       amp: bool = False) -> LearnedReconstructor:
     """A :class:`LearnedReconstructor` from a checkpoint file (safetensors; never unpickled)."""
     from mrirecon.models.checkpoint import load_checkpoint
 
@@ -143,4 +158,4 @@ def load_reconstructor(path: Any, *, device: Any = "cpu", batch_size: int = 8
     if hasattr(model, "sample"):
         from mrirecon.recon.posterior import PosteriorSampler as cls
     return cls(model, str(meta.get("name", "model")), device=device, batch_size=batch_size,
-               metadata={**meta, "path": str(path)})
+               metadata={**meta, "path": str(path)}, amp=amp)

@@ -18,16 +18,17 @@ class Method(str, Enum):
 
 
 def build_reconstructor(method: Method | str, *, device: Any = "cpu", batch_size: int = 8,
-                        model: Any = None, **params: Any) -> Reconstructor:
+                        model: Any = None, amp: bool = False, **params: Any) -> Reconstructor:
     """Make the reconstructor for ``method``; ``params`` go to its constructor (e.g. ``lamda``).
 
-    ``model`` (a checkpoint path) gives the learned model's reconstructor instead; sigpy-based
-    methods and models are imported only when asked for.
+    ``model`` (a checkpoint path) gives the learned model's reconstructor instead (``amp``:
+    bfloat16 autocast on CUDA); sigpy-based methods and models are imported only when asked
+    for.
     """
     if model is not None:
         from mrirecon.recon.learned import load_reconstructor
 
-        return load_reconstructor(model, device=device, batch_size=batch_size)
+        return load_reconstructor(model, device=device, batch_size=batch_size, amp=amp)
     method = Method(method)
     if method is Method.ZERO_FILLED:
         from mrirecon.recon.zero_filled import ZeroFilled

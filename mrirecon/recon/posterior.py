@@ -71,8 +71,10 @@ class PosteriorSampler(LearnedReconstructor):
 
     def __init__(self, model: nn.Module, name: str, *, device: Any = "cpu",
                  batch_size: int = 8, metadata: dict[str, Any] | None = None,
-                 samples: int = DEFAULT_SAMPLES, temperature: float = 1.0,
+                 amp: bool = False, samples: int = DEFAULT_SAMPLES, temperature: float = 1.0,
                  sample_batch: int | None = None, seed: int = 0) -> None:
+        # the flow always runs in float32 (amp is not used: log-determinants and inverses need
+        # the precision)
         super().__init__(model, name, device=device, batch_size=batch_size, metadata=metadata)
         self.configure(samples=samples, temperature=temperature, sample_batch=sample_batch,
                        seed=seed)

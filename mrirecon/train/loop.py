@@ -51,7 +51,7 @@ from mrirecon.models import registry
 from mrirecon.models.checkpoint import save_checkpoint
 from mrirecon.physics import from_channels
 from mrirecon.recon.base import center_crop
-from mrirecon.recon.learned import padded_inputs, prepare_batch, run_model
+from mrirecon.recon.learned import call_model, padded_inputs, prepare_batch, run_model
 from mrirecon.train.config import TrainConfig, config_to_dict, save_config
 from mrirecon.train.dataset import SliceDataset, collate, find_files
 from mrirecon.train.losses import reconstruction_loss
@@ -88,11 +88,7 @@ class _Objective(nn.Module):
                     f"(got target {tuple(target.shape[-2:])}, k-space image "
                     f"{tuple(x0.shape[-2:])}); use data.crop or data made with mrirecon simulate")
             return self.model.training_loss(x0, grad, target)
-        if self.amp:
-            with torch.autocast("cuda", dtype=torch.bfloat16):
-                out = [o.float() for o in self.model(x0, lambda x: grad(x.float()))]
-        else:
-            out = self.model(x0, grad)
+        out = call_model(self.model, x0, grad, self.amp)
         size = tuple(target.shape[-2:])
         estimates = [center_crop(from_channels(crop(e), None), size) for e in out]
         return reconstruction_loss(estimates, target, **self.weights)
