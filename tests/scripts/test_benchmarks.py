@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 
@@ -33,3 +36,89 @@ def test_mask_acceleration_bench_tiny() -> None:
     assert {"random", "poisson", "gaussian"} <= kinds
     for r in data["results"]:
         assert r["achieved_min"] <= r["achieved_mean"] <= r["achieved_max"]
+
+
+# scripts/bench/{throughput,train_step,flops}.py: tiny configurations, one CPU thread (the
+# tiny tensors gain nothing from more, and on a busy machine OpenMP threads only contend)
+
+TINY = ("--device", "cpu", "--threads", "1")
+
+
+def check_report(data: dict, benchmark: str) -> None:
+    assert data["benchmark"] == benchmark and data["results"]
+    machine = data["machine"]
+    assert {"platform", "cpu", "torch", "torch_threads", "device", "device_name"} <= set(machine)
+    assert machine["device"] == "cpu" and machine["torch_threads"] == 1
+    assert isinstance(data["settings"], dict)
+
+
+def test_throughput_tiny() -> None:
+    data = run("bench/throughput.py", "--geometry", "32x32x1", "32x32x4", "--slices", "2",
+               "--repeats", "1", "--methods", "zero-filled", "irim", "cinn", *TINY)
+    check_report(data, "throughput")
+    rows = {(r["geometry"], r["method"]): r for r in data["results"]}
+    assert set(rows) == {(g, m) for g in ("32x32x1", "32x32x4")
+                         for m in ("zero-filled", "irim", "cinn")}
+    for r in rows.values():
+        assert r["slices_timed"] == 2 and r["seconds"] > 0 and r["slices_per_second"] > 0
+        assert r["seconds_per_slice"] * r["slices_per_second"] == pytest.approx(1.0)
+    for geometry in ("32x32x1", "32x32x4"):
+        assert rows[(geometry, "irim")]["weights"].startswith("shipped default")
+        cinn = rows[(geometry, "cinn")]
+        assert cinn["weights"].startswith(("shipped default", "random"))
+        assert cinn["samples"] == 8
+        assert cinn["samples_per_second"] == pytest.approx(8 * cinn["slices_per_second"])
+
+
+def test_throughput_skips_sense_on_single_coil_and_rejects_bad_geometry() -> None:
+    data = run("bench/throughput.py", "--geometry", "32x32x1", "--slices", "1", "--repeats",
+               "1", "--methods", "zero-filled", "sense", *TINY)
+    assert [r["method"] for r in data["results"]] == ["zero-filled"]
+    assert data["notes"] == ["32x32x1: sense needs multi-coil data; skipped"]
+    bad = subprocess.run([sys.executable, str(SCRIPTS / "bench/throughput.py"), "--geometry",
+                          "32x32"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "ROWSxCOLSxCOILS" in bad.stderr and not bad.stdout
+
+
+def test_train_step_tiny_irim_memory_stays_flat() -> None:
+    data = run("bench/train_step.py", "--size", "32", "--steps", "2", "4", "--hidden", "8",
+               "--repeats", "1", *TINY)
+    check_report(data, "train_step")
+    rows = {(r["model"], r["hidden"], r["steps"]): r for r in data["results"]}
+    assert set(rows) == {(m, 8, t) for m in ("rim.v1", "irim.v1") for t in (2, 4)}
+    for r in rows.values():
+        assert r["step_seconds"] > 0 and r["memory_bytes"] > 0 and r["parameters"] > 0
+        assert r["memory_kind"] == "saved_for_backward"
+    free = [rows[("irim.v1", 8, t)]["memory_bytes"] for t in (2, 4)]
+    plain = [rows[("rim.v1", 8, t)]["memory_bytes"] for t in (2, 4)]
+    assert free[1] <= 1.1 * free[0] and plain[1] >= 1.5 * plain[0]
+    for t, f, p in zip((2, 4), free, plain, strict=True):
+        assert rows[("irim.v1", 8, t)]["irim_rim_memory_ratio"] == pytest.approx(f / p)
+
+
+def rim_flops_per_pixel_step(hidden: int = 64, channels: int = 2) -> int:
+    """Multiply-adds x 2 of one RIM step per pixel (rim.py's RIMCell): 5x5 conv in, two
+    ConvGRUs (3x3 gate and candidate convs on [input, state]), 3x3 conv mid and out."""
+    gru = 9 * (2 * hidden) * (2 * hidden) + 9 * (2 * hidden) * hidden
+    return 2 * (25 * 2 * channels * hidden + 2 * gru + 9 * hidden * hidden + 9 * hidden * channels)
+
+
+def test_flops_tiny_counts_the_rim_exactly() -> None:
+    data = run("bench/flops.py", "--size", "32", "--matmul-size", "64", "--batch-size", "2",
+               "--repeats", "1", *TINY)
+    check_report(data, "flops")
+    peak = data["peak"]
+    assert peak["matmul_size"] == 64 and peak["dtype"] == "float32"
+    assert peak["flops_per_second"] > 0
+    rows = {r["model"]: r for r in data["results"]}
+    assert set(rows) == {"irim.v1", "rim.v1"}
+    for r in rows.values():
+        assert r["flops_per_slice"] > 0 and r["slices_per_second"] > 0
+        assert r["peak_fraction"] == pytest.approx(r["achieved_flops_per_second"]
+                                                   / peak["flops_per_second"])
+        assert r["total_flops_per_slice"] == r["flops_per_slice"] + r["fft_flops_per_slice"]
+    fft = 5 * 32 * 32 * math.log2(32 * 32)  # one complex 32x32 transform
+    rim = rows["rim.v1"]  # 8 steps, each one A^H (A x - y): one FFT and one inverse FFT
+    assert rim["flops_per_slice"] == 8 * 32 * 32 * rim_flops_per_pixel_step()
+    assert rim["fft_flops_per_slice"] == pytest.approx(8 * 2 * fft)
+    assert rows["irim.v1"]["fft_flops_per_slice"] == pytest.approx(6 * 2 * fft)  # 6 steps
