@@ -210,6 +210,10 @@ class TrainConfig(_Section):
         Validate / log every this many steps (>= 1).
     resume
         Checkpoint to resume from, or ``None``.
+    init
+        A checkpoint whose weights start a new run (fine-tuning), or ``None``; the model's
+        architecture (``model_config``) is taken from it, and the optimiser, schedule and step
+        count start fresh. Ignored when resuming.
     """
 
     model: str = "irim.v1"
@@ -228,6 +232,7 @@ class TrainConfig(_Section):
     val_every: int = 1000
     log_every: int = 50
     resume: str | None = None
+    init: str | None = None
 
     def __post_init__(self) -> None:
         if self.model_config is None:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import math
 import os
 import threading
@@ -48,7 +49,7 @@ from mrirecon.fileutil import atomic_path
 from mrirecon.inference import resolve_device
 from mrirecon.metrics import volume_metrics
 from mrirecon.models import registry
-from mrirecon.models.checkpoint import save_checkpoint
+from mrirecon.models.checkpoint import load_checkpoint, save_checkpoint
 from mrirecon.physics import from_channels
 from mrirecon.recon.base import center_crop
 from mrirecon.recon.learned import call_model, padded_inputs, prepare_batch, run_model
@@ -327,13 +328,23 @@ def train(cfg: TrainConfig, *, progress: Callable[[dict[str, Any]], None] | None
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
         torch.cuda.set_device(device)
     main = rank == 0
+    initial = None
+    if cfg.init is not None and cfg.resume is None:
+        initial, meta = load_checkpoint(cfg.init)
+        if meta["name"] != cfg.model:
+            raise InvalidParameterError(f"init {cfg.init} holds {meta['name']}, but the "
+                                        f"configuration trains {cfg.model}")
+        cfg = dataclasses.replace(cfg, model_config=meta["config"])
     out = _prepare_out(cfg, overwrite) if main else Path(cfg.out)
     if main:
         _remove_partial_writes(out)
     if main:
         save_config(cfg, out / "config.yaml")
     seed_everything(cfg.seed)
-    model = registry.build(cfg.model, cfg.model_config).to(device)
+    model = registry.build(cfg.model, cfg.model_config)
+    if initial is not None:
+        model.load_state_dict(initial.state_dict())
+    model = model.to(device)
     train_set, val_set = _data(cfg, rank, world)
     sampler = _EpochSampler(DistributedSampler(train_set, num_replicas=world, rank=rank,
                                                shuffle=True, seed=cfg.seed))

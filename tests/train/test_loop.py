@@ -331,3 +331,20 @@ def test_cinn_trains_by_likelihood_and_validates_its_posterior_mean(folders, tmp
     assert all(float(r["val_psnr"]) > 10 for r in val)
     sampler = build_reconstructor("zero-filled", model=out / "best.safetensors")
     assert hasattr(sampler, "sample") and sampler.name == "cinn.v1"
+
+
+def test_init_starts_a_new_run_from_a_checkpoints_weights(folders, tmp_path) -> None:
+    first = tmp_path / "first"
+    train(config(folders, first, "max_steps=2", "model_config.hidden=6"))
+    start = weights(first / "last.safetensors")
+    second = tmp_path / "second"  # model_config.hidden=8 from RIM is replaced by the checkpoint's
+    summary = train(config(folders, second, "max_steps=1", "optim.lr=1e-9",
+                           f"init={first / 'last.safetensors'}"))
+    assert summary["steps"] == 1 and load_state(second / "state.pt")["step"] == 1
+    assert load_config(second / "config.yaml").model_config["hidden"] == 6
+    after = weights(second / "last.safetensors")
+    for key in start:
+        torch.testing.assert_close(after[key], start[key], atol=1e-6, rtol=0)
+    with pytest.raises(InvalidParameterError, match="holds rim.v1"):
+        train(config(folders, tmp_path / "third", "max_steps=1", "model=irim.v1",
+                     f"init={first / 'last.safetensors'}"))
