@@ -3,7 +3,7 @@
 # scripts/train_default.sh first, or at least its data steps), train a conditional invertible
 # network conditioned on the shipped default i-RIM (frozen; its weights are stored inside the
 # cINN checkpoint, so the result is self-contained).
-#   scripts/train_default_cinn.sh [RUN_DIR]   (default runs/default-cinn; ~40 min on 2 CPU cores)
+#   scripts/train_default_cinn.sh [RUN_DIR]   (default runs/default-cinn; ~20 min on 2 CPU cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 run="${1:-runs/default-cinn}"
@@ -13,6 +13,7 @@ run="${1:-runs/default-cinn}"
   --batch-size 4 --lr 5e-4 \
   --set model_config.conditioner=irim \
   --set model_config.irim_checkpoint=mrirecon/models/default/irim-default.safetensors \
+  --set model_config.acceleration_channel=true \
   --set model_config.levels=3 --set model_config.blocks_per_level=4 \
   --set model_config.hidden=32 --set model_config.cond_channels=16 \
   --set data.crop=96 --set val_every=250 --set optim.warmup_steps=100 \

@@ -85,6 +85,10 @@ class CINNConfig:
         i-RIM checkpoint (safetensors) for ``conditioner="irim"``.
     irim_config
         That i-RIM's configuration (filled in from the checkpoint when the model is built).
+    acceleration_channel
+        Add ``log R`` as a constant condition channel, ``R`` the acceleration measured through
+        ``grad_fn`` (:func:`sampled_fraction`), so the spread of the samples can follow how
+        much of k-space is missing. Needs ``grad_fn``.
     """
 
     levels: int = 3
@@ -97,6 +101,7 @@ class CINNConfig:
     residual: bool = True
     irim_checkpoint: str | None = None
     irim_config: dict | None = None
+    acceleration_channel: bool = False
 
     def __post_init__(self) -> None:
         for key in ("levels", "blocks_per_level", "hidden", "cond_channels", "cond_hidden"):
@@ -117,6 +122,17 @@ class CINNConfig:
 def _magnitude(x: Tensor) -> Tensor:
     """``sqrt(a^2 + b^2 + eps)`` of a 2-channel ``(B, 2, H, W)`` tensor, as ``(B, 1, H, W)``."""
     return torch.sqrt(x[:, :1] ** 2 + x[:, 1:2] ** 2 + _EPS)
+
+
+def sampled_fraction(x0: Tensor, grad_fn: GradFn) -> Tensor:
+    """The fraction of k-space measured, per item ``(B,)``, read off the data-consistency
+    gradient: ``grad(x) - grad(0) = A^H A x``, and for a fixed random probe ``d``,
+    ``<d, A^H A d> / <d, d>`` is the sampled fraction (coil maps normalised to unit sum of
+    squares; columns of the padding, where the gradient is zero, count as unmeasured)."""
+    g = torch.Generator().manual_seed(0)
+    d = torch.randn(x0.shape, generator=g, dtype=x0.dtype).to(x0.device)
+    normal = grad_fn(d) - grad_fn(torch.zeros_like(x0))
+    return ((d * normal).flatten(1).sum(1) / (d * d).flatten(1).sum(1)).clamp(1e-3, 1.0)
 
 
 def _load_irim(config: CINNConfig) -> IRIM:
@@ -199,7 +215,7 @@ class CINN(nn.Module):
             self.irim = _load_irim(c)
             self.irim.requires_grad_(False)
             self.irim.eval()
-        cond_in = 6 if c.conditioner == "irim" else 3
+        cond_in = (6 if c.conditioner == "irim" else 3) + int(c.acceleration_channel)
         w = c.cond_hidden
         self.cond_stem = nn.Sequential(
             nn.Conv2d(cond_in, w, 3, padding=1), nn.ReLU(),
@@ -248,14 +264,22 @@ class CINN(nn.Module):
         """The condition ``c`` (3 or 6 channels) and the conditioner's magnitude ``m`` (1 ch)."""
         self._check(x0)
         mag0 = _magnitude(x0)
+        extra = []
+        if self.config.acceleration_channel:
+            if grad_fn is None:
+                raise ValueError("acceleration_channel needs grad_fn, the data-consistency "
+                                 "gradient")
+            with torch.no_grad():
+                log_r = -torch.log(sampled_fraction(x0, grad_fn))
+            extra = [log_r[:, None, None, None].expand_as(mag0)]
         if self.irim is None:
-            return torch.cat([x0, mag0], dim=1), mag0
+            return torch.cat([x0, mag0, *extra], dim=1), mag0
         if grad_fn is None:
             raise ValueError("conditioner 'irim' needs grad_fn, the data-consistency gradient")
         with torch.no_grad():
             e = self.irim(x0, grad_fn)[-1].detach()
         mag = _magnitude(e)
-        return torch.cat([x0, mag0, e, mag], dim=1), mag
+        return torch.cat([x0, mag0, e, mag, *extra], dim=1), mag
 
     def features(self, c: Tensor) -> list[Tensor]:
         """One ``(B, cond_channels, H / 2**(l+1), W / 2**(l+1))`` feature map per level ``l``."""

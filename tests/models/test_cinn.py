@@ -325,3 +325,39 @@ def test_cuda_sampling_with_a_cpu_generator_matches_cpu(data32) -> None:
         cpu = m.sample(batch.x0, grad, 3, generator=torch.Generator().manual_seed(0))
         gpu = m.cuda().sample(batch.x0.cuda(), None, 3, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(gpu.cpu(), cpu, atol=1e-4, rtol=1e-4)
+
+
+
+@pytest.mark.parametrize("coils,accel", [(1, 4), (4, 4), (4, 8)])
+def test_sampled_fraction_is_read_off_the_gradient(coils: int, accel: int) -> None:
+    """The measured fraction is the mask's, within 15% (ACS maps of white-noise scenes)."""
+    from mrirecon.models.cinn import sampled_fraction
+    from mrirecon.physics.simulate import birdcage_maps
+
+    size = (32, 48)
+    g = torch.Generator().manual_seed(1)
+    images = torch.randn(2, *size, dtype=torch.complex64, generator=g)
+    maps = (single_coil_maps(size, dtype=torch.complex64) if coils == 1
+            else torch.as_tensor(birdcage_maps(size, coils)).to(torch.complex64))
+    kspace = sense_operator(maps)(images)
+    mask = torch.as_tensor(make_mask(MaskSpec(kind="random", acceleration=accel, shape=size,
+                                              seed=3)).array)
+    batch = prepare_batch(torch.where(mask, kspace, 0), mask)
+    fraction = sampled_fraction(batch.x0, gradient_channels(batch.op, batch.y))
+    expected = mask.float().mean().expand(2)
+    torch.testing.assert_close(fraction, expected, rtol=0.15, atol=0)
+
+
+def test_acceleration_channel_adds_log_r_to_the_condition(data) -> None:
+    batch, grad, _ = data
+    small = dict(levels=2, blocks_per_level=1, hidden=8, cond_channels=4, cond_hidden=8)
+    plain = CINN(CINNConfig(**small)).double()
+    wide = CINN(CINNConfig(**small, acceleration_channel=True)).double()
+    c0, _ = plain.condition(batch.x0, grad)
+    c1, _ = wide.condition(batch.x0, grad)
+    assert c1.shape[1] == c0.shape[1] + 1
+    torch.testing.assert_close(c1[:, :-1], c0)
+    log_r = c1[:, -1]
+    assert torch.all(log_r == log_r[:, :1, :1]) and 0 < float(log_r[0, 0, 0]) < math.log(4)
+    with pytest.raises(ValueError, match="needs grad_fn"):
+        wide.condition(batch.x0, None)
