@@ -270,15 +270,19 @@ def test_sigkill_mid_run_then_resume_continues_from_last_checkpoint(folders, tmp
     overrides = [*RIM, f"data.train=[{folders / 'train'}]", f"data.val=[{folders / 'val'}]",
                  "data.batch_size=2", "mask.accelerations=[4]", "optim.lr=1e-2", "log_every=1",
                  "val_every=5", "device=cpu", "max_steps=60"]
+    def command(out: Path) -> list[str]:
+        args = [sys.executable, "-m", "mrirecon", "train", "--out", str(out)]
+        for item in overrides:
+            args += ["--set", item]
+        return args
+
+    # both runs in subprocesses with one thread: float sums then agree bit for bit
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     straight = tmp_path / "straight"
-    train(load_config(None, [*overrides, f"out={straight}"]))
+    subprocess.run(command(straight), env=env, check=True, capture_output=True, timeout=300)
 
     out = tmp_path / "run"
-    command = [sys.executable, "-m", "mrirecon", "train", "--out", str(out)]
-    for item in overrides:
-        command += ["--set", item]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(command(out), env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     saved = 0
