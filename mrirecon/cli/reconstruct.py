@@ -34,8 +34,9 @@ def reconstruct_command(
         "--method", help="A classical method instead of a learned model \\[default: the shipped "
         "i-RIM, see --model].", show_default=False)] = None,
     model: Annotated[Path | None, typer.Option(
-        "--model", help="A trained RIM/i-RIM checkpoint (.safetensors) \\[default: the shipped "
-        "default i-RIM when no --method is given].", show_default=False)] = None,
+        "--model", help="A trained RIM, i-RIM or cINN checkpoint (.safetensors) \\[default: "
+        "the shipped i-RIM, or with --samples the shipped cINN, when no --method is given].",
+        show_default=False)] = None,
     accel: Annotated[float, typer.Option("--accel", help="Acceleration for fully sampled "
                                          "inputs.")] = 4.0,
     center_fraction: Annotated[float | None, typer.Option(
