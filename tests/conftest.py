@@ -59,3 +59,37 @@ def train_val_folders(simulated_scans, tmp_path_factory: pytest.TempPathFactory)
         (root / name).mkdir()
         shutil.copy(simulated_scans / "example4d.h5", root / name / "example4d.h5")
     return root
+
+
+#: Tiny learned models for tests that need a checkpoint of each kind, not a trained one.
+TINY_MODELS = {
+    "rim.v1": {"steps": 2, "hidden": 8},
+    "irim.v1": {"steps": 2, "state_channels": 6, "levels": 2, "blocks_per_level": 1,
+                "hidden": 8, "grad_hidden": 8},
+    "cinn.v1": {"levels": 2, "blocks_per_level": 1, "hidden": 8, "cond_channels": 4,
+                "cond_hidden": 8},
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoints(tmp_path_factory: pytest.TempPathFactory):
+    """``{"rim", "irim", "cinn"}`` -> checkpoint paths of tiny randomly initialised models; the
+    cINN's weights are moved off its identity start so that its samples vary."""
+    import torch
+
+    from mrirecon.models.checkpoint import save_checkpoint
+    from mrirecon.models.registry import build
+
+    folder = tmp_path_factory.mktemp("tiny_checkpoints")
+    torch.manual_seed(0)
+    paths = {}
+    for name, config in TINY_MODELS.items():
+        model = build(name, config)
+        if name == "cinn.v1":
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.add_(0.05 * torch.randn_like(p))
+        short = name.split(".")[0]
+        paths[short] = save_checkpoint(folder / f"{short}.safetensors", model, name=name,
+                                       config=model.config)
+    return paths

@@ -10,7 +10,6 @@ import h5py
 import nibabel as nib
 import numpy as np
 import pytest
-import torch
 from pydicom.data import get_testdata_file
 
 from mrirecon import evaluate, metrics, report
@@ -25,17 +24,11 @@ from mrirecon.inference import (
     reference_image,
 )
 from mrirecon.io.fastmri_h5 import write_reconstruction
-from mrirecon.models.checkpoint import save_checkpoint
-from mrirecon.models.registry import build
 from mrirecon.recon.methods import build_reconstructor
 
 MR_SMALL = Path(get_testdata_file("MR_small.dcm", download=False))
 EXAMPLE4D = Path(nib.__file__).parent / "tests" / "data" / "example4d.nii.gz"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-TINY_CINN = {"levels": 2, "blocks_per_level": 1, "hidden": 8, "cond_channels": 4,
-             "cond_hidden": 8}
-TINY_IRIM = {"steps": 2, "state_channels": 6, "levels": 2, "blocks_per_level": 1, "hidden": 8,
-             "grad_hidden": 8}
 
 
 @pytest.fixture(scope="module")
@@ -248,19 +241,8 @@ def test_render_failure_leaves_nothing(swept, tmp_path, monkeypatch) -> None:
 
 
 @pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory) -> dict[str, Path]:
-    """A tiny randomly initialised cINN (moved off its identity start) and a tiny i-RIM."""
-    folder = tmp_path_factory.mktemp("ckpt")
-    torch.manual_seed(0)
-    cinn = build("cinn.v1", TINY_CINN)
-    with torch.no_grad():
-        for p in cinn.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    irim = build("irim.v1", TINY_IRIM)
-    return {"cinn": save_checkpoint(folder / "cinn.safetensors", cinn, name="cinn.v1",
-                                    config=cinn.config),
-            "irim": save_checkpoint(folder / "irim.safetensors", irim, name="irim.v1",
-                                    config=irim.config)}
+def checkpoints(tiny_checkpoints) -> dict[str, Path]:
+    return tiny_checkpoints
 
 
 @pytest.fixture(scope="module")

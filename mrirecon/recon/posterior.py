@@ -76,20 +76,25 @@ class PosteriorSampler(LearnedReconstructor):
         # the flow always runs in float32 (amp is not used: log-determinants and inverses need
         # the precision)
         super().__init__(model, name, device=device, batch_size=batch_size, metadata=metadata)
+        self.samples, self.temperature, self.seed = 2, 1.0, 0
+        self._batch_request: int | None = None  # None: all samples at once
         self.configure(samples=samples, temperature=temperature, sample_batch=sample_batch,
                        seed=seed)
 
     def configure(self, *, samples: int | None = None, temperature: float | None = None,
                   sample_batch: int | None = None, seed: int | None = None) -> None:
-        """Change the sampling settings (checked)."""
+        """Change the sampling settings (checked); ``None`` keeps a setting."""
         samples = self.samples if samples is None else int(samples)
         temperature = self.temperature if temperature is None else float(temperature)
-        sample_batch = sample_batch if sample_batch is not None else getattr(
-            self, "sample_batch", None)
-        check_sampling(samples, temperature, sample_batch)
-        self.samples, self.temperature = samples, temperature
-        self.sample_batch = min(sample_batch or samples, samples)
-        self.seed = self.seed if seed is None and hasattr(self, "seed") else int(seed or 0)
+        request = self._batch_request if sample_batch is None else int(sample_batch)
+        check_sampling(samples, temperature, request)
+        self.samples, self.temperature, self._batch_request = samples, temperature, request
+        self.seed = self.seed if seed is None else int(seed)
+
+    @property
+    def sample_batch(self) -> int:
+        """Samples drawn at once: the requested number, at most all of them."""
+        return min(self._batch_request or self.samples, self.samples)
 
     def parameters(self) -> dict[str, Any]:
         return {**super().parameters(), "samples": self.samples,

@@ -13,15 +13,10 @@ from pydicom.data import get_testdata_file
 from typer.testing import CliRunner
 
 from mrirecon.cli.app import app
-from mrirecon.models.checkpoint import save_checkpoint
-from mrirecon.models.registry import build
 
 runner = CliRunner()
 MR_SMALL = Path(get_testdata_file("MR_small.dcm", download=False))
 EXAMPLE4D = Path(nib.__file__).parent / "tests" / "data" / "example4d.nii.gz"
-TINY_CINN = {"levels": 2, "blocks_per_level": 1, "hidden": 8, "cond_channels": 4,
-             "cond_hidden": 8}
-TINY_RIM = {"steps": 2, "hidden": 8}
 
 
 @pytest.fixture(scope="module")
@@ -165,19 +160,8 @@ def test_evaluate_help_does_not_import_torch() -> None:
 
 
 @pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory) -> dict[str, Path]:
-    import torch
-
-    folder = tmp_path_factory.mktemp("ckpt")
-    torch.manual_seed(0)
-    cinn = build("cinn.v1", TINY_CINN)
-    with torch.no_grad():  # away from the identity initialisation
-        for p in cinn.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    return {"cinn": save_checkpoint(folder / "cinn.safetensors", cinn, name="cinn.v1",
-                                    config=cinn.config),
-            "rim": save_checkpoint(folder / "rim.safetensors", build("rim.v1", TINY_RIM),
-                                   name="rim.v1", config=TINY_RIM)}
+def checkpoints(tiny_checkpoints) -> dict[str, Path]:
+    return tiny_checkpoints
 
 
 def test_samples_without_a_sampler_is_refused_in_one_line(data, checkpoints) -> None:

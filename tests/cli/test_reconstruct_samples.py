@@ -15,29 +15,13 @@ from typer.testing import CliRunner
 from mrirecon.cli.app import app
 from mrirecon.io import load
 from mrirecon.io.fastmri_h5 import read_reconstruction
-from mrirecon.models.checkpoint import save_checkpoint
-from mrirecon.models.registry import build
 
 runner = CliRunner()
-TINY_CINN = {"levels": 2, "blocks_per_level": 1, "hidden": 8, "cond_channels": 4,
-             "cond_hidden": 8}
-TINY_IRIM = {"steps": 2, "state_channels": 6, "levels": 2, "blocks_per_level": 1, "hidden": 8,
-             "grad_hidden": 8}
 
 
 @pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("ckpt")
-    torch.manual_seed(0)
-    cinn = build("cinn.v1", TINY_CINN)
-    with torch.no_grad():  # away from the identity initialisation, so samples vary
-        for p in cinn.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    irim = build("irim.v1", TINY_IRIM)
-    return {"cinn": save_checkpoint(folder / "cinn.safetensors", cinn, name="cinn.v1",
-                                    config=cinn.config),
-            "irim": save_checkpoint(folder / "irim.safetensors", irim, name="irim.v1",
-                                    config=irim.config)}
+def checkpoints(tiny_checkpoints) -> dict[str, Path]:
+    return tiny_checkpoints
 
 
 def sample(scan: Path, out: Path, ckpt: Path, *extra) -> object:
