@@ -10,7 +10,10 @@ models. The steps, each usable on its own:
 3. :func:`undersample` zeroes the unsampled k-space lazily, slice by slice;
 4. a :class:`~mrirecon.recon.Reconstructor` turns k-space into a
    :class:`~mrirecon.data.Volume`;
-5. :func:`reconstruct_file` does all of it and writes the output atomically.
+5. :func:`reconstruct_file` does all of it and writes the output atomically: it is
+   :func:`read_input` (steps 1-3, optionally reading every slice into memory) followed by
+   :func:`reconstruct_input` (4 and the write), two halves that ``mrirecon reconstruct`` runs
+   in a pipeline, reading the next file while the current one is reconstructed.
 """
 
 from __future__ import annotations
@@ -175,26 +178,74 @@ def _undersampled(path: Path, options: MaskOptions, series: str | None,
                                                "mask": mask_record(kspace.mask)})
 
 
-def reconstruct_file(path: str | Path, out_dir: str | Path, reconstructor: Any,
-                     options: MaskOptions, *, fmt: str | None = None,
-                     series: str | None = None, overwrite: bool = False) -> dict[str, Any]:
-    """Reconstruct one input file into ``out_dir`` (same stem); returns a summary record."""
-    from mrirecon.io import detect_format, output_path, save
+@dataclass(frozen=True)
+class ReadInput:
+    """One input read and undersampled, ready for a reconstructor (see :func:`read_input`).
+
+    ``full`` is the k-space as read (for the reference image), ``kspace`` what the reconstructor
+    gets; ``outputs`` maps each output's role (``image``, or ``mean``/``std``/``panel``/
+    ``samples``) to its path, checked writable; ``read_seconds`` is the time spent reading.
+    """
+
+    path: Path
+    fmt: str
+    outputs: dict[str, Path]
+    full: KSpace
+    kspace: KSpace
+    read_seconds: float
+
+
+def read_input(path: str | Path, out_dir: str | Path, options: MaskOptions, *,
+               fmt: str | None = None, series: str | None = None, overwrite: bool = False,
+               posterior: bool = False, keep_samples: bool = False,
+               in_memory: bool = False) -> ReadInput:
+    """Read ``path``, check its outputs in ``out_dir`` are writable, choose and apply the mask.
+
+    ``posterior`` names the outputs of a sampled reconstruction (:func:`posterior_paths`), else
+    the one image (:func:`~mrirecon.io.output_path`). ``in_memory`` reads every undersampled
+    slice now, so that the reconstruction does no I/O (``mrirecon reconstruct`` reads the next
+    input this way while the current one is reconstructed); otherwise slices are read lazily,
+    a batch at a time.
+    """
+    from mrirecon.io import detect_format, output_path
 
     path = Path(path)
     start = time.perf_counter()
     fmt = fmt or detect_format(path)
-    out = output_path(path, out_dir, fmt)
-    full, kspace = _undersampled(path, options, series, lambda _: [out], overwrite)
-    volume = reconstructor(kspace)
+    outputs = (posterior_paths(path, out_dir, fmt, keep_samples=keep_samples) if posterior
+               else {"image": output_path(path, out_dir, fmt)})
+    full, kspace = _undersampled(path, options, series, lambda _: list(outputs.values()),
+                                 overwrite)
+    if in_memory:
+        kspace = replace(kspace, data=kspace.slices(0, kspace.n_slices))
+    return ReadInput(path, fmt, outputs, full, kspace, time.perf_counter() - start)
+
+
+def reconstruct_file(path: str | Path, out_dir: str | Path, reconstructor: Any,
+                     options: MaskOptions, *, fmt: str | None = None,
+                     series: str | None = None, overwrite: bool = False) -> dict[str, Any]:
+    """Reconstruct one input file into ``out_dir`` (same stem); returns a summary record."""
+    item = read_input(path, out_dir, options, fmt=fmt, series=series, overwrite=overwrite)
+    return reconstruct_input(item, reconstructor, overwrite=overwrite)
+
+
+def reconstruct_input(item: ReadInput, reconstructor: Any, *,
+                      overwrite: bool = False) -> dict[str, Any]:
+    """Reconstruct a :class:`ReadInput` and write its image; returns a summary record
+    (``seconds``: reading plus reconstructing and writing)."""
+    from mrirecon.io import save
+
+    start = time.perf_counter()
+    out = item.outputs["image"]
+    volume = reconstructor(item.kspace)
     accel = volume.provenance["mask"]["achieved_acceleration"]
-    written = save(volume, out, fmt=fmt, overwrite=overwrite,
+    written = save(volume, out, fmt=item.fmt, overwrite=overwrite,
                    description=f"mrirecon {reconstructor.name} R={accel:.2f}")
-    return {"input": str(path), "output": str(out), "files": [str(p) for p in written],
+    return {"input": str(item.path), "output": str(out), "files": [str(p) for p in written],
             "method": reconstructor.name,
             "slices": volume.shape[0], "acceleration": accel,
-            "simulated": bool(kspace.provenance.get("simulated", False)),
-            "seconds": round(time.perf_counter() - start, 3),
+            "simulated": bool(item.kspace.provenance.get("simulated", False)),
+            "seconds": round(item.read_seconds + time.perf_counter() - start, 3),
             "seconds_per_slice": volume.provenance["seconds_per_slice"]}
 
 
@@ -221,35 +272,41 @@ def reconstruct_posterior_file(path: str | Path, out_dir: str | Path, sampler: A
                                keep_samples: bool = False) -> dict[str, Any]:
     """Sample the posterior of one input (:class:`~mrirecon.recon.posterior.PosteriorSampler`)
     and write its mean, standard deviation, panel and (optionally) samples; returns a record."""
+    item = read_input(path, out_dir, options, fmt=fmt, series=series, overwrite=overwrite,
+                      posterior=True, keep_samples=keep_samples)
+    return sample_input(item, sampler, overwrite=overwrite)
+
+
+def sample_input(item: ReadInput, sampler: Any, *, overwrite: bool = False) -> dict[str, Any]:
+    """Sample the posterior of a :class:`ReadInput` read with ``posterior=True`` and write its
+    outputs (``samples`` only when it was read with ``keep_samples``); returns a record."""
     from mrirecon.fileutil import atomic_path
-    from mrirecon.io import detect_format, save
+    from mrirecon.io import save
     from mrirecon.png import encode_png
 
-    path = Path(path)
     start = time.perf_counter()
-    fmt = fmt or detect_format(path)
-    paths = posterior_paths(path, out_dir, fmt, keep_samples=keep_samples)
-    full, kspace = _undersampled(path, options, series, lambda _: list(paths.values()),
-                                 overwrite)
-    posterior = sampler.sample(kspace, keep_samples=keep_samples)
+    paths = item.outputs
+    keep_samples = "samples" in paths
+    posterior = sampler.sample(item.kspace, keep_samples=keep_samples)
     accel = posterior.mean.provenance["mask"]["achieved_acceleration"]
     written: list[Path] = []
     for what in ("mean", "std"):
-        written += save(getattr(posterior, what), paths[what], fmt=fmt, overwrite=overwrite,
+        written += save(getattr(posterior, what), paths[what], fmt=item.fmt,
+                        overwrite=overwrite,
                         description=f"mrirecon {sampler.name} posterior {what} R={accel:.2f}")
     if keep_samples:
         written.append(write_samples(paths["samples"], posterior, overwrite=overwrite))
-    reference = _reference(full, kspace)
+    reference = _reference(item.full, item.kspace)
     with atomic_path(paths["panel"], overwrite=overwrite) as tmp:
         tmp.write_bytes(encode_png(uncertainty_panel(posterior.mean.data, posterior.std.data,
                                                      reference)))
     written.append(paths["panel"])
-    return {"input": str(path), "output": str(paths["mean"]),
+    return {"input": str(item.path), "output": str(paths["mean"]),
             "files": [str(p) for p in written], "method": sampler.name,
             "slices": posterior.mean.shape[0], "acceleration": accel,
             "samples": sampler.samples, "seed": sampler.seed,
-            "simulated": bool(kspace.provenance.get("simulated", False)),
-            "seconds": round(time.perf_counter() - start, 3),
+            "simulated": bool(item.kspace.provenance.get("simulated", False)),
+            "seconds": round(item.read_seconds + time.perf_counter() - start, 3),
             "seconds_per_slice": posterior.mean.provenance["seconds_per_slice"],
             "sampled_slices_per_second":
                 posterior.mean.provenance["sampled_slices_per_second"]}

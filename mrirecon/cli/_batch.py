@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -21,23 +22,41 @@ def progress_bar(label: str) -> Progress:
     return Progress(*columns, console=err, disable=not err.is_terminal, transient=True)
 
 
-def run_batch(items: Sequence[T], job: Callable[[T], dict[str, Any]],
-              label: str) -> tuple[list[dict[str, Any]], int]:
+def run_batch(items: Sequence[T], job: Callable[[Any], dict[str, Any]], label: str, *,
+              prepare: Callable[[T], Any] | None = None) -> tuple[list[dict[str, Any]], int]:
     """Run ``job`` on every item; returns the records of those that worked and the failure count.
 
-    A :class:`~mrirecon.errors.MriReconError` from one item is printed as one line and the batch
-    goes on; a rich progress bar is shown on stderr when it is a terminal.
+    With ``prepare``, ``job`` gets ``prepare(item)`` instead of the item, and the next item is
+    prepared in a background thread while ``job`` runs on the current one (reading input *i+1*
+    overlaps reconstructing input *i*; at most two prepared items exist at once). Records keep
+    the order of ``items``.
+
+    A :class:`~mrirecon.errors.MriReconError` from one item (in ``prepare`` or ``job``) is printed
+    as one line and the batch goes on; a rich progress bar is shown on stderr when it is a
+    terminal.
     """
     records: list[dict[str, Any]] = []
     failed = 0
-    with progress_bar(label) as bar:
+    with progress_bar(label) as bar, ThreadPoolExecutor(1, "mrirecon-prefetch") as pool:
         task = bar.add_task("", total=len(items))
-        for item in items:
+
+        def ahead(index: int) -> Future | None:
+            if prepare is None or index >= len(items):
+                return None
+            return pool.submit(prepare, items[index])
+
+        pending = ahead(0)
+        for index, item in enumerate(items):
+            current, pending = pending, ahead(index + 1)
             bar.update(task, description=str(item))
             try:
-                records.append(job(item))
+                records.append(job(item if current is None else current.result()))
             except MriReconError as exc:
                 error_line(str(exc))
                 failed += 1
+            except BaseException:
+                if pending is not None:
+                    pending.cancel()
+                raise
             bar.advance(task)
     return records, failed

@@ -77,6 +77,10 @@ def reconstruct_command(
                                              help="Seed of the posterior draws.")] = 0,
     save_samples: Annotated[bool, typer.Option(
         "--save-samples", help="Also write the samples to <stem>_samples.h5.")] = False,
+    prefetch: Annotated[bool, typer.Option(
+        "--prefetch/--no-prefetch", help="Read the next input into memory while the current one "
+        "is reconstructed (two undersampled volumes held at once); --no-prefetch reads each "
+        "slice batch when it is needed.")] = True,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON records.")] = False,
 ) -> int:
     """Reconstruct undersampled k-space; fully sampled inputs are undersampled first.
@@ -89,9 +93,11 @@ def reconstruct_command(
     """
     from mrirecon.inference import (
         MaskOptions,
-        reconstruct_file,
-        reconstruct_posterior_file,
+        ReadInput,
+        read_input,
+        reconstruct_input,
         resolve_device,
+        sample_input,
     )
     from mrirecon.recon.methods import build_reconstructor
     from mrirecon.sampling import MaskSpec
@@ -133,15 +139,20 @@ def reconstruct_command(
                           seed=seed, mask_file=mask_file)
     out_fmt = _FORMATS[fmt] if fmt else None
 
-    def job(path: Path) -> dict:
-        if sampling:
-            return reconstruct_posterior_file(path, out_dir, reconstructor, options, fmt=out_fmt,
-                                              series=series, overwrite=overwrite,
-                                              keep_samples=save_samples)
-        return reconstruct_file(path, out_dir, reconstructor, options, fmt=out_fmt,
-                                series=series, overwrite=overwrite)
+    def read(path: Path) -> ReadInput:
+        return read_input(path, out_dir, options, fmt=out_fmt, series=series,
+                          overwrite=overwrite, posterior=sampling, keep_samples=save_samples,
+                          in_memory=prefetch)
 
-    records, failed = run_batch(inputs, job, reconstructor.name)
+    def job(item: ReadInput) -> dict:
+        if sampling:
+            return sample_input(item, reconstructor, overwrite=overwrite)
+        return reconstruct_input(item, reconstructor, overwrite=overwrite)
+
+    if prefetch:
+        records, failed = run_batch(inputs, job, reconstructor.name, prepare=read)
+    else:
+        records, failed = run_batch(inputs, lambda path: job(read(path)), reconstructor.name)
     if json_out:
         emit_json(records)
     else:

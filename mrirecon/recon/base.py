@@ -80,7 +80,10 @@ class Reconstructor(ABC):
         start = time.perf_counter()
         for first in range(0, kspace.n_slices, self.batch_size):
             batch = kspace.slices(first, min(first + self.batch_size, kspace.n_slices))
-            k = torch.as_tensor(batch).to(self.device, non_blocking=True)
+            k = torch.as_tensor(batch)
+            if self.device.type == "cuda":  # page-locked: an asynchronous host-to-device copy
+                k = k.pin_memory()
+            k = k.to(self.device, non_blocking=True)
             with torch.inference_mode():
                 result = fn(k, mask_t)
             result = result if isinstance(result, tuple) else (result,)

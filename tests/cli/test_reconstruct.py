@@ -161,3 +161,16 @@ def test_bad_input_leaves_no_output_folder(tmp_path) -> None:
     result = invoke(corrupt, "-o", tmp_path / "never")
     assert result.exit_code == 1 and "corrupt.h5: not an HDF5 file" in result.stderr
     assert not (tmp_path / "never").exists()
+
+
+def test_prefetch_gives_the_same_outputs_as_lazy_reading(scans, tmp_path) -> None:
+    inputs = [scans / "MR_small.h5", scans / "example4d.h5"]
+    for flag in ("--prefetch", "--no-prefetch"):
+        result = invoke(*inputs, "-o", tmp_path / flag, flag, "--json")
+        assert result.exit_code == 0, result.stderr
+        assert [Path(r["input"]).name for r in json.loads(result.stdout)] == [
+            "MR_small.h5", "example4d.h5"]
+    for name in ("MR_small.h5", "example4d.h5"):
+        a = read_reconstruction(tmp_path / "--prefetch" / name).data
+        b = read_reconstruction(tmp_path / "--no-prefetch" / name).data
+        np.testing.assert_array_equal(a, b)
