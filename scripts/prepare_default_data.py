@@ -2,12 +2,15 @@
 
     python scripts/prepare_default_data.py SOURCES_DIR OUT_DIR
 
-Training, all from the MNI152 2009a template: 144 axial slices (every 1 mm), 60 coronal and 46
-sagittal slices (every 3 mm); the three orientations give the model head shapes and contrasts
-the axial stack alone does not. Validation: 8 axial slices (every 10 mm) of the Colin27 head, a
-different subject, never used for training. Writes ``OUT_DIR/mni152_{axial,coronal,sagittal}
-.nii.gz`` (slice axis last) and ``OUT_DIR/colin27_val.nii.gz`` with their affines;
-``scripts/train_default.sh`` simulates k-space from them (magnitude images: simulated data).
+Training, all from the MNI152 2009a template:
+- stage 1 (``mni152_train.nii.gz``): 72 axial slices, every 2 mm;
+- stage 2 (``mni152_{axial,coronal,sagittal}.nii.gz``): 144 axial slices (every 1 mm), 60
+  coronal and 46 sagittal slices (every 3 mm); the three orientations show the model head
+  shapes and contrasts the axial stack alone does not.
+Validation (``colin27_val.nii.gz``): 8 axial slices (every 10 mm) of the Colin27 head, a
+different subject, never used for training. Every volume is saved with its slice axis last
+and its affine; ``scripts/train_default.sh`` simulates k-space from them (magnitude images:
+simulated data).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ def take(src: Path, dst: Path, axes: tuple[int, int, int], slices: range) -> Non
 def main() -> None:
     sources, out = Path(sys.argv[1]), Path(sys.argv[2])
     out.mkdir(parents=True, exist_ok=True)
+    take(sources / "mni152_2009a.nii.gz", out / "mni152_train.nii.gz", (0, 1, 2), range(30, 174, 2))
     for name, (axes, slices) in MNI_STACKS.items():
         take(sources / "mni152_2009a.nii.gz", out / f"mni152_{name}.nii.gz", axes, slices)
     take(sources / "colin27.nii.gz", out / "colin27_val.nii.gz", (0, 1, 2), range(50, 130, 10))

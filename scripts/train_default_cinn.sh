@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 run="${1:-runs/default-cinn}"
-[ -f data/default/train/mni152_train.h5 ] || { echo "error: data/default/train/mni152_train.h5 missing; run scripts/train_default.sh first" >&2; exit 1; }
+ls data/default/train/*.h5 >/dev/null 2>&1 || { echo "error: no data/default/train/*.h5; run scripts/train_default.sh first (or its data steps)" >&2; exit 1; }
 .venv/bin/mrirecon train --model cinn.v1 --data data/default/train --val-data data/default/val \
   --out "$run" --overwrite --max-steps "${STEPS:-2000}" --epochs 1000 --max-minutes "${MINUTES:-45}" \
   --batch-size 4 --lr 5e-4 \
