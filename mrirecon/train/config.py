@@ -163,22 +163,31 @@ class DataConfig(_Section):
 
 @dataclass
 class LossConfig(_Section):
-    """Loss weights (key ``loss``): ``ssim * (1 - SSIM) + l1 * L1``, averaged over RIM steps.
+    """Loss (key ``loss``): ``ssim * (1 - SSIM) + l1 * L1 + mse * MSE`` over the RIM steps
+    (:func:`mrirecon.train.losses.reconstruction_loss`).
 
     Attributes
     ----------
-    ssim, l1
-        Non-negative weights, not both zero.
+    ssim, l1, mse
+        Non-negative weights, not all zero.
+    steps
+        ``"all"`` (the mean over every step's estimate) or ``"last"`` (the returned estimate
+        only).
     """
 
     _prefix: ClassVar[str] = "loss."
     ssim: float = 1.0
     l1: float = 0.0
+    mse: float = 0.0
+    steps: str = "all"
 
     def _validate(self) -> None:
         self._require(self.ssim >= 0, "ssim", ">= 0")
         self._require(self.l1 >= 0, "l1", ">= 0")
-        self._require(self.ssim + self.l1 > 0, "l1", "> 0 when loss.ssim is 0")
+        self._require(self.mse >= 0, "mse", ">= 0")
+        self._require(self.ssim + self.l1 + self.mse > 0, "l1",
+                      "> 0 when loss.ssim and loss.mse are 0")
+        self._require(self.steps in ("all", "last"), "steps", "'all' or 'last'")
 
 
 @dataclass

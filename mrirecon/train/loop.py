@@ -77,7 +77,8 @@ class _Objective(nn.Module):
     def __init__(self, model: nn.Module, cfg: TrainConfig, amp: bool) -> None:
         super().__init__()
         self.model, self.amp = model, amp
-        self.weights = {"ssim": cfg.loss.ssim, "l1": cfg.loss.l1}
+        self.weights = {"ssim": cfg.loss.ssim, "l1": cfg.loss.l1, "mse": cfg.loss.mse,
+                        "steps": cfg.loss.steps}
 
     def forward(self, x0: torch.Tensor, grad: Callable, crop: Callable,
                 target: torch.Tensor) -> torch.Tensor:

@@ -1,14 +1,17 @@
-"""Training loss of the learned reconstructions: SSIM and L1 on magnitudes, averaged over steps.
+"""Training loss of the learned reconstructions: SSIM, L1 and MSE on magnitudes, over steps.
 
 For the estimates ``e_t`` of a recurrent model (RIM/i-RIM, one per step) and a real target
 ``x``, all in the normalised units of :func:`mrirecon.recon.learned.prepare_batch`::
 
-    L = 1/T sum_t [ w_ssim * (1 - mean_i SSIM(x_i, |e_t,i|; R_i)) + w_l1 * mean |(|e_t| - x)| ]
+    l_t = w_ssim * (1 - mean_i SSIM(x_i, |e_t,i|; R_i)) + w_l1 * mean |(|e_t| - x)|
+          + w_mse * mean (|e_t| - x)^2
+    L   = 1/T sum_t l_t        (steps="all")      or      L = l_T   (steps="last")
 
 with ``R_i = max(x_i)`` the per-sample data range, as fastMRI's ``SSIMLoss`` takes it, and SSIM
 the differentiable :func:`mrirecon.metrics.ssim_per_slice` (7x7 uniform window, the
-scikit-image convention). Averaging over every step (not only the last) is the RIM training
-objective of Putzky & Welling (2017) and Lønning et al. (2019).
+scikit-image convention). Averaging over every step is the RIM training objective of Putzky &
+Welling (2017) and Lønning et al. (2019); ``"last"`` spends the model's capacity on the
+estimate it returns. The MSE term is what PSNR measures.
 """
 
 from __future__ import annotations
@@ -24,8 +27,10 @@ __all__ = ["reconstruction_loss"]
 
 
 def reconstruction_loss(estimates: Sequence[torch.Tensor], target: torch.Tensor, *,
-                        ssim: float, l1: float) -> torch.Tensor:
-    """Weighted ``1 - SSIM`` plus L1 of the magnitudes, averaged over the estimates.
+                        ssim: float, l1: float, mse: float = 0.0,
+                        steps: str = "all") -> torch.Tensor:
+    """Weighted ``1 - SSIM``, L1 and MSE of the magnitudes, averaged over the estimates (or of
+    the last estimate only).
 
     Parameters
     ----------
@@ -33,8 +38,10 @@ def reconstruction_loss(estimates: Sequence[torch.Tensor], target: torch.Tensor,
         Complex (or real) images ``(n, y, x)``, one per model step.
     target
         Real reference ``(n, y, x)`` in the same units.
-    ssim, l1
-        Non-negative weights of the two terms.
+    ssim, l1, mse
+        Non-negative weights of the three terms.
+    steps
+        ``"all"``: the mean over every estimate; ``"last"``: the final estimate only.
 
     Returns
     -------
@@ -49,6 +56,10 @@ def reconstruction_loss(estimates: Sequence[torch.Tensor], target: torch.Tensor,
     """
     if not estimates:
         raise InvalidParameterError("reconstruction_loss needs at least one estimate")
+    if steps not in ("all", "last"):
+        raise InvalidParameterError(f"steps must be 'all' or 'last', got {steps!r}")
+    if steps == "last":
+        estimates = estimates[-1:]
     if target.ndim != 3:
         raise InvalidParameterError(f"target must be (n, y, x), got shape {tuple(target.shape)}")
     if ssim > 0 and min(target.shape[-2:]) < WIN_SIZE:
@@ -67,4 +78,6 @@ def reconstruction_loss(estimates: Sequence[torch.Tensor], target: torch.Tensor,
             total = total + ssim * (1 - ssim_per_slice(target, magnitude, data_range).mean())
         if l1 > 0:
             total = total + l1 * (magnitude - target).abs().mean()
+        if mse > 0:
+            total = total + mse * (magnitude - target).square().mean()
     return total / len(estimates)

@@ -83,9 +83,9 @@ def test_unknown_keys_list_the_valid_ones(override, message):
 
 
 def test_unknown_key_in_yaml_file(tmp_path):
-    path = _yaml(tmp_path, {"loss": {"ssim": 1.0, "mse": 1.0}})
-    with pytest.raises(InvalidParameterError, match=r"unknown key 'loss.mse'; valid keys in "
-                                                     r"loss: ssim, l1"):
+    path = _yaml(tmp_path, {"loss": {"ssim": 1.0, "l2": 1.0}})
+    with pytest.raises(InvalidParameterError, match=r"unknown key 'loss.l2'; valid keys in "
+                                                     r"loss: ssim, l1, mse, steps"):
         load_config(path, [])
 
 
@@ -119,6 +119,8 @@ def test_wrong_types_are_rejected(override, message):
     ("data.crop=0", r"data.crop must be null or an integer > 0, got 0"),
     ("data.batch_size=0", r"data.batch_size must be an integer >= 1, got 0"),
     ("loss.ssim=-1", r"loss.ssim must be >= 0"),
+    ("loss.mse=-1", r"loss.mse must be >= 0"),
+    ("loss.steps=first", r"loss.steps must be 'all' or 'last', got 'first'"),
     ("device=tpu", r"device must be auto, cpu, cuda, cuda:N or mps, got 'tpu'"),
     ("epochs=0", r"epochs must be null or an integer >= 1, got 0"),
     ("max_minutes=0", r"max_minutes must be null or > 0"),
@@ -130,8 +132,10 @@ def test_validation_messages_name_key_and_expected_value(override, message):
 
 
 def test_cross_field_validation():
-    with pytest.raises(InvalidParameterError, match=r"loss.l1 must be > 0 when loss.ssim is 0"):
+    with pytest.raises(InvalidParameterError,
+                       match=r"loss.l1 must be > 0 when loss.ssim and loss.mse are 0"):
         load_config(None, ["loss.ssim=0"])
+    assert load_config(None, ["loss.ssim=0", "loss.mse=1"]).loss.mse == 1.0
     with pytest.raises(InvalidParameterError, match=r"epochs must be set when max_steps is null"):
         load_config(None, ["epochs=null"])
     assert load_config(None, ["epochs=null", "max_steps=10"]).max_steps == 10

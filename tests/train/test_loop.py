@@ -63,6 +63,34 @@ def test_loss_rejects_images_smaller_than_ssim_window() -> None:
                                      l1=1.0)) == 0.0
 
 
+def test_mse_term_is_the_mean_squared_magnitude_error() -> None:
+    g = torch.Generator().manual_seed(1)
+    target = torch.rand(2, 16, 16, generator=g)
+    estimate = torch.polar(target + 0.2 * torch.rand(2, 16, 16, generator=g),
+                           torch.rand(2, 16, 16, generator=g))
+    expected = ((estimate.abs() - target) ** 2).mean()
+    loss = reconstruction_loss([estimate], target, ssim=0.0, l1=0.0, mse=2.0)
+    assert float(loss) == pytest.approx(2 * float(expected), rel=1e-6)
+
+
+def test_last_step_loss_ignores_the_earlier_estimates() -> None:
+    g = torch.Generator().manual_seed(2)
+    target = torch.rand(1, 16, 16, generator=g)
+    early = (target + torch.rand(1, 16, 16, generator=g)).to(torch.complex64).requires_grad_()
+    last = (target + 0.1 * torch.rand(1, 16, 16, generator=g)).to(torch.complex64)
+    last.requires_grad_()
+    weights = {"ssim": 1.0, "l1": 1.0, "mse": 1.0}
+    only_last = reconstruction_loss([early, last], target, steps="last", **weights)
+    only_last.backward()
+    assert early.grad is None and last.grad.abs().sum() > 0
+    assert float(only_last) == pytest.approx(
+        float(reconstruction_loss([last.detach()], target, **weights)), rel=1e-6)
+    both = reconstruction_loss([early.detach(), last.detach()], target, **weights)
+    assert float(both) > float(only_last)
+    with pytest.raises(InvalidParameterError, match="'all' or 'last'"):
+        reconstruction_loss([last], target, steps="first", **weights)
+
+
 # the loop -------------------------------------------------------------------------------------
 
 @pytest.mark.slow
