@@ -8,7 +8,9 @@ Training, all from the MNI152 2009a template:
   coronal and 46 sagittal slices (every 3 mm); the three orientations show the model head
   shapes and contrasts the axial stack alone does not.
 Validation (``colin27_val.nii.gz``): 8 axial slices (every 10 mm) of the Colin27 head, a
-different subject, never used for training. Every volume is saved with its slice axis last
+different subject, never used for training; it picks the best checkpoint. Test
+(``colin27_test.nii.gz``): the 8 Colin27 slices 5 mm from those, used for nothing but the final
+figures. Every volume is saved with its slice axis last
 and its affine; ``scripts/train_default.sh`` simulates k-space from them (magnitude images:
 simulated data).
 """
@@ -50,6 +52,7 @@ def main() -> None:
     for name, (axes, slices) in MNI_STACKS.items():
         take(sources / "mni152_2009a.nii.gz", out / f"mni152_{name}.nii.gz", axes, slices)
     take(sources / "colin27.nii.gz", out / "colin27_val.nii.gz", (0, 1, 2), range(50, 130, 10))
+    take(sources / "colin27.nii.gz", out / "colin27_test.nii.gz", (0, 1, 2), range(55, 135, 10))
 
 
 if __name__ == "__main__":
