@@ -32,8 +32,8 @@ import numpy as np
 from mrirecon.errors import InputFileError, InvalidParameterError, MriReconError
 
 #: Record fields, in table/CSV order (compare mode adds ``acquisition``).
-RECORD_FIELDS = ("file", "method", "acceleration", "achieved_acceleration", "slices", "nmse",
-                 "psnr", "ssim", "seconds_per_slice", "simulated")
+RECORD_FIELDS = ("file", "method", "acceleration", "mask_seed", "achieved_acceleration", "slices",
+                 "nmse", "psnr", "ssim", "seconds_per_slice", "simulated")
 METRICS = ("psnr", "ssim", "nmse")
 #: Record fields of a sampler swept with ``samples`` (:func:`mrirecon.metrics.calibration`).
 CALIBRATION = ("corr_std_error", "within_1std", "within_2std", "mean_std")
@@ -113,7 +113,8 @@ def check_sweep_options(accelerations: Sequence[float], methods: Sequence[str], 
 
 def sweep(paths: Sequence[str | Path], accelerations: Sequence[float], methods: Sequence[str],
           *, mask_kind: str = "random", center_fraction: float | None = None, seed: int = 0,
-          device: Any = "cpu", batch_size: int = 8, models: Sequence[str | Path] = (),
+          mask_repeats: int = 1, device: Any = "cpu", batch_size: int = 8,
+          models: Sequence[str | Path] = (),
           samples: int | None = None, temperature: float = 1.0, sample_seed: int = 0,
           progress: Progress | None = None) -> SweepRecords:
     """Undersample fully sampled files at each acceleration, reconstruct with each method, score.
@@ -134,6 +135,10 @@ def sweep(paths: Sequence[str | Path], accelerations: Sequence[float], methods: 
         :func:`~mrirecon.inference.choose_mask` draws with seed
         ``seed_from_name(path.name, seed)``, so the numbers agree with files written by
         ``mrirecon reconstruct --accel R --seed seed``.
+    mask_repeats
+        Masks per file and acceleration: base seeds ``seed, seed + 1, ..., seed + mask_repeats -
+        1``. At high accelerations one mask's draw of outer lines moves PSNR by dB; repeats
+        average that out (each (file, mask) is one record, so the summary's ``n`` counts both).
     device, batch_size
         Where and in how many slices at a time the reconstructors run.
     models
@@ -153,10 +158,11 @@ def sweep(paths: Sequence[str | Path], accelerations: Sequence[float], methods: 
     Returns
     -------
     SweepRecords
-        One record per (file, acceleration, method): ``file`` (name), ``method``,
-        ``acceleration`` (requested), ``achieved_acceleration``, ``slices``, ``nmse``, ``psnr``,
-        ``ssim``, ``seconds_per_slice``, ``simulated``, and for samplers swept with ``samples``
-        ``corr_std_error``, ``within_1std``, ``within_2std``, ``mean_std``
+        One record per (file, acceleration, mask seed, method): ``file`` (name), ``method``,
+        ``acceleration`` (requested), ``mask_seed`` (the base seed), ``achieved_acceleration``,
+        ``slices``, ``nmse``, ``psnr``, ``ssim``, ``seconds_per_slice``, ``simulated``, and for
+        samplers swept with ``samples`` ``corr_std_error``, ``within_1std``, ``within_2std``,
+        ``mean_std``
         (:func:`mrirecon.metrics.calibration` of the volume); plus panels, notes and calibration
         pixels (see the class).
 
@@ -206,8 +212,11 @@ def sweep(paths: Sequence[str | Path], accelerations: Sequence[float], methods: 
     rng = np.random.default_rng(0)  # the reliability plot's pixel subsample
     zero_filled = recons.get("zero-filled") or build_reconstructor(
         "zero-filled", device=device, batch_size=batch_size)
+    if mask_repeats < 1:
+        raise InvalidParameterError(f"mask repeats must be >= 1, got {mask_repeats}")
+    seeds = range(seed, seed + mask_repeats)
     out = SweepRecords()
-    total, done = len(paths) * len(accels), 0
+    total, done = len(paths) * len(accels) * mask_repeats, 0
     if progress is not None:
         progress(0, total, Path(paths[0]).name if paths else "")
     for path in map(Path, paths):
@@ -227,10 +236,11 @@ def sweep(paths: Sequence[str | Path], accelerations: Sequence[float], methods: 
             else:
                 usable.append(name)
         keep_panels = out.panel_file is None and bool(usable)
-        masks = {accel: choose_mask(kspace, MaskOptions(  # all drawn (and checked) first
+        masks = {(accel, s): choose_mask(kspace, MaskOptions(  # all drawn (and checked) first
             kind=MaskKind(mask_kind), acceleration=accel, center_fraction=center_fraction,
-            seed=seed), path.name) for accel in accels}
-        for accel, mask in masks.items():
+            seed=s), path.name) for accel in accels for s in seeds}
+        for (accel, mask_seed), mask in masks.items():
+            keep_panel = keep_panels and mask_seed == seed
             under = undersample(kspace, mask)
             images: dict[str, np.ndarray] = {}
             for name in usable:
@@ -241,7 +251,8 @@ def sweep(paths: Sequence[str | Path], accelerations: Sequence[float], methods: 
                     else:
                         volume = recons[name](under)
                 except MriReconError as exc:  # e.g. too few centre lines for coil maps at 8x
-                    out.notes.append(f"{path.name} R={accel:g}: {name} failed ({exc}); skipped")
+                    out.notes.append(f"{path.name} R={accel:g}{_seed_label(mask_seed, seed)}: "
+                                     f"{name} failed ({exc}); skipped")
                     continue
                 scores = _score(reference, volume.data, path.name, name)
                 if name in samplers:
@@ -255,25 +266,31 @@ def sweep(paths: Sequence[str | Path], accelerations: Sequence[float], methods: 
                     calib = {}
                 out.append({
                     "file": path.name, "method": name, "acceleration": accel,
+                    "mask_seed": mask_seed,
                     "achieved_acceleration": round(mask.achieved_acceleration, 4),
                     "slices": int(volume.shape[0]), **scores,
                     "seconds_per_slice": volume.provenance.get("seconds_per_slice"),
                     "simulated": simulated, **calib,
                 })
-                if keep_panels:
+                if keep_panel:
                     images[name] = _middle(volume.data)
-            if keep_panels:
+            if keep_panel:
                 if "zero-filled" not in images:
                     images["zero-filled"] = _middle(zero_filled(under).data)
                 out.panels[accel] = {"target": _middle(reference), **images}
             done += 1
             if progress is not None:
-                progress(done, total, f"{path.name} R={accel:g}")
+                progress(done, total, f"{path.name} R={accel:g}{_seed_label(mask_seed, seed)}")
         if keep_panels:
             out.panel_file = path.name
     if not out:
         raise MriReconError("nothing to evaluate: " + ("; ".join(out.notes) or "no input files"))
     return out
+
+
+def _seed_label(mask_seed: int, base: int) -> str:
+    """`` seed S`` for every mask but the base seed's (which is what a single run draws)."""
+    return "" if mask_seed == base else f" seed {mask_seed}"
 
 
 def _samplers(recons: dict[str, Any], classical: Sequence[str], samples: int | None,
@@ -499,7 +516,8 @@ def summarize_records(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]
     -------
     list of dict
         One flat dict per group, in order of first appearance sorted by acceleration: ``method``,
-        ``acceleration``, ``n`` (volumes), ``achieved_acceleration`` (mean), for each of
+        ``acceleration``, ``n`` (records: volumes, times masks per volume in a sweep with
+        ``mask_repeats``), ``achieved_acceleration`` (mean), for each of
         ``psnr``, ``ssim``, ``nmse`` the keys ``<metric>_mean``, ``_std``, ``_ci95_low``,
         ``_ci95_high`` (:func:`mrirecon.metrics.summarize`), and ``seconds_per_slice`` (mean over
         records that recorded it, else ``None``). Groups whose records carry the calibration

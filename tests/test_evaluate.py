@@ -116,6 +116,27 @@ def test_masks_are_the_same_in_every_run(files, swept) -> None:
     assert reseeded[("example4d.h5", 4.0)] != metrics_of(swept)[("example4d.h5", 4.0)]
 
 
+def test_mask_repeats_add_one_record_per_mask_seed(files, swept) -> None:
+    repeated = sweep(files, [4, 8], ["zero-filled"], seed=0, mask_repeats=3)
+    assert len(repeated) == 2 * 2 * 3
+    assert sorted({r["mask_seed"] for r in repeated}) == [0, 1, 2]
+    by_seed = {(r["file"], r["acceleration"], r["mask_seed"]): r for r in repeated}
+    single = {(r["file"], r["acceleration"]): r for r in swept}
+    for (name, accel, mask_seed), record in by_seed.items():
+        if mask_seed == 0:  # the base seed's records are a plain sweep's
+            assert record["psnr"] == single[(name, accel)]["psnr"]
+    reseeded = metrics_of(sweep(files, [8], ["zero-filled"], seed=2))
+    assert by_seed[("example4d.h5", 8.0, 2)]["psnr"] == reseeded[("example4d.h5", 8.0)][0]
+    assert len({by_seed[("example4d.h5", 8.0, s)]["psnr"] for s in range(3)}) == 3
+    summary = {(s["method"], s["acceleration"]): s for s in summarize_records(repeated)}
+    assert summary[("zero-filled", 8.0)]["n"] == 6
+    mean = np.mean([r["psnr"] for r in repeated if r["acceleration"] == 8.0])
+    assert summary[("zero-filled", 8.0)]["psnr_mean"] == pytest.approx(mean)
+    assert repeated.panel_file == "MR_small.h5" and sorted(repeated.panels) == [4, 8]
+    with pytest.raises(InvalidParameterError, match="mask repeats must be >= 1"):
+        sweep(files, [4], ["zero-filled"], mask_repeats=0)
+
+
 def test_already_undersampled_file_is_refused(files, tmp_path) -> None:
     masked = tmp_path / "masked.h5"
     shutil.copy(files[0], masked)

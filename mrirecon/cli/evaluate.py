@@ -53,6 +53,9 @@ def evaluate_command(
     ] = None,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Base seed of the per-file masks "
                                       "(as in mrirecon reconstruct).")] = 0,
+    mask_repeats: Annotated[int, typer.Option(
+        "--mask-repeats", min=1, help="Sweep mode: masks per file and acceleration (seeds "
+        "--seed, --seed + 1, ...); the summary averages over files and masks.")] = 1,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Slices per batch.")] = 8,
     report_dir: Annotated[Path | None, typer.Option(
@@ -97,9 +100,9 @@ def evaluate_command(
     if sweep_mode and (acceleration is not None or acquisition is not None):
         raise UsageError("--acceleration and --acquisition filter files mode; in sweep mode "
                          "use --accel")
-    if not sweep_mode and (accel or methods or model):
-        raise UsageError("--accel, --methods and --model belong to sweep mode (DATA files); "
-                         "in files mode use --acceleration")
+    if not sweep_mode and (accel or methods or model or mask_repeats > 1):
+        raise UsageError("--accel, --methods, --model and --mask-repeats belong to sweep mode "
+                         "(DATA files); in files mode use --acceleration")
     if not sweep_mode and samples is not None:
         raise UsageError("--samples belongs to sweep mode (DATA files with a cINN --model)")
     if samples is not None:
@@ -124,7 +127,8 @@ def evaluate_command(
         with _progress() as step:
             records = evaluate.sweep(
                 data, accels, names, mask_kind=mask_kind.value, center_fraction=center_fraction,
-                seed=seed, device=resolve_device(device), batch_size=batch_size,
+                seed=seed, mask_repeats=mask_repeats, device=resolve_device(device),
+                batch_size=batch_size,
                 models=model or [], samples=samples, temperature=temperature,
                 sample_seed=sample_seed, progress=step)
         notes, panels, panel_file = records.notes, records.panels, records.panel_file
