@@ -266,17 +266,6 @@ def posterior_paths(path: str | Path, out_dir: str | Path, fmt: str, *,
     return paths
 
 
-def reconstruct_posterior_file(path: str | Path, out_dir: str | Path, sampler: Any,
-                               options: MaskOptions, *, fmt: str | None = None,
-                               series: str | None = None, overwrite: bool = False,
-                               keep_samples: bool = False) -> dict[str, Any]:
-    """Sample the posterior of one input (:class:`~mrirecon.recon.posterior.PosteriorSampler`)
-    and write its mean, standard deviation, panel and (optionally) samples; returns a record."""
-    item = read_input(path, out_dir, options, fmt=fmt, series=series, overwrite=overwrite,
-                      posterior=True, keep_samples=keep_samples)
-    return sample_input(item, sampler, overwrite=overwrite)
-
-
 def sample_input(item: ReadInput, sampler: Any, *, overwrite: bool = False) -> dict[str, Any]:
     """Sample the posterior of a :class:`ReadInput` read with ``posterior=True`` and write its
     outputs (``samples`` only when it was read with ``keep_samples``); returns a record."""

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_MODELS as TINY  # tests/ is on sys.path (pytest's rootdir conftest)
 from typer.testing import CliRunner
 
 from mrirecon.inference import (
@@ -36,14 +37,6 @@ from mrirecon.train.losses import reconstruction_loss
 
 pytestmark = pytest.mark.cuda
 
-#: Tiny configurations (as in tests/test_evaluate.py and tests/train/test_loop.py).
-TINY = {
-    "rim.v1": {"steps": 2, "hidden": 8},
-    "irim.v1": {"steps": 2, "state_channels": 6, "levels": 2, "blocks_per_level": 1,
-                "hidden": 8, "grad_hidden": 8},
-    "cinn.v1": {"levels": 2, "blocks_per_level": 1, "hidden": 8, "cond_channels": 4,
-                "cond_hidden": 8},
-}
 RTOL, ATOL = 1e-3, 1e-4  # images; ATOL is relative to the CPU image's maximum
 GRAD_TOL = 1e-3  # gradients, relative to the largest CPU gradient
 
