@@ -19,8 +19,10 @@ from mrirecon.errors import OutputError
 def check_writable(paths: Iterable[str | os.PathLike], overwrite: bool) -> None:
     """Fail before anything is written if an output exists or its folder cannot take it.
 
-    A missing parent folder is created (like ``mkdir -p``); one that cannot be created or
-    written to is an :class:`~mrirecon.errors.OutputError`.
+    Nothing is created here: a missing parent folder is fine when its nearest existing ancestor
+    is a writable folder (:func:`atomic_path` makes it, like ``mkdir -p``, at the first write),
+    so an input that fails after this check leaves no empty output folder behind. Problems are
+    an :class:`~mrirecon.errors.OutputError`.
     """
     for p in map(Path, paths):
         if p.exists() and not overwrite:
@@ -28,14 +30,13 @@ def check_writable(paths: Iterable[str | os.PathLike], overwrite: bool) -> None:
         if p.is_dir():
             raise OutputError(f"{p}: output path is a directory")
         parent = p.parent if str(p.parent) else Path(".")
-        try:
-            parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OutputError(
-                f"{parent}: cannot create output directory ({exc.strerror})"
-            ) from None
-        if not os.access(parent, os.W_OK | os.X_OK):
-            raise OutputError(f"{parent}: output directory is not writable")
+        existing = next(a for a in (parent, *parent.parents) if a.exists())
+        if not existing.is_dir():
+            raise OutputError(f"{existing}: cannot create output directory (not a directory)")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            what = "output directory is not writable" if existing == parent else (
+                f"cannot create output directory {parent} (not writable)")
+            raise OutputError(f"{existing}: {what}")
 
 
 @contextlib.contextmanager
@@ -48,6 +49,11 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pa
     """
     path = Path(path)
     check_writable([path], overwrite)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{path.parent}: cannot create output directory ({exc.strerror})"
+                          ) from None
     suffix = "".join(path.suffixes)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".part{suffix}", dir=path.parent)
     os.close(fd)

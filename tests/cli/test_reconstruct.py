@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import h5py
 import nibabel as nib
 import numpy as np
 import pydicom
@@ -161,6 +163,19 @@ def test_bad_input_leaves_no_output_folder(tmp_path) -> None:
     result = invoke(corrupt, "-o", tmp_path / "never")
     assert result.exit_code == 1 and "corrupt.h5: not an HDF5 file" in result.stderr
     assert not (tmp_path / "never").exists()
+
+
+def test_input_failing_after_the_output_check_leaves_no_output_folder(scans, tmp_path) -> None:
+    bad = tmp_path / "nan.h5"
+    shutil.copy(scans / "MR_small.h5", bad)
+    with h5py.File(bad, "r+") as f:
+        kspace = f["kspace"][:]
+        kspace[0, 0, 0] = np.nan
+        f["kspace"][...] = kspace
+    for flag in ("--prefetch", "--no-prefetch"):
+        result = invoke(bad, "-o", tmp_path / "out" / flag, flag)
+        assert result.exit_code == 1 and "nan.h5: kspace slice 0 contains NaN" in result.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_prefetch_gives_the_same_outputs_as_lazy_reading(scans, tmp_path) -> None:
