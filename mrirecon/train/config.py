@@ -74,7 +74,10 @@ class MaskConfig(_Section):
         Fully sampled centre fraction per acceleration (same length), or ``None`` for fastMRI's
         ``0.32 / R`` (:func:`~mrirecon.sampling.spec.default_center_fraction`).
     seed
-        Base seed (>= 0) of the per-item mask generators.
+        Base seed (>= 0) of the per-item mask generators and of the validation masks.
+    val_repeats
+        Validation masks per file (>= 1): seeds ``seed`` ... ``seed + val_repeats - 1``, each
+        (file, mask) scored as a volume, so checkpoints are not chosen on one mask's luck.
     """
 
     _prefix: ClassVar[str] = "mask."
@@ -82,6 +85,7 @@ class MaskConfig(_Section):
     accelerations: list[float] = field(default_factory=lambda: [4.0, 8.0])
     center_fractions: list[float] | None = None
     seed: int = 0
+    val_repeats: int = 1
 
     def _validate(self) -> None:
         kinds = [k.value for k in MaskKind]
@@ -95,6 +99,7 @@ class MaskConfig(_Section):
                           "center_fractions",
                           f"null or {len(accs)} fraction(s) in (0, 1), one per acceleration")
         self._require(self.seed >= 0, "seed", "an integer >= 0")
+        self._require(self.val_repeats >= 1, "val_repeats", "an integer >= 1")
 
 
 @dataclass
@@ -217,6 +222,9 @@ class TrainConfig(_Section):
         Seed (>= 0) of initialisation and data order.
     val_every, log_every
         Validate / log every this many steps (>= 1).
+    best_metric
+        Validation metric that picks ``best.safetensors``: ``ssim`` (default) or ``psnr``
+        (higher is better) or ``nmse`` (lower is better).
     resume
         Checkpoint to resume from, or ``None``.
     init
@@ -240,6 +248,7 @@ class TrainConfig(_Section):
     seed: int = 0
     val_every: int = 1000
     log_every: int = 50
+    best_metric: str = "ssim"
     resume: str | None = None
     init: str | None = None
 
@@ -260,6 +269,8 @@ class TrainConfig(_Section):
         self._require(_DEVICE.fullmatch(self.device) is not None, "device",
                       "auto, cpu, cuda, cuda:N or mps")
         self._require(self.seed >= 0, "seed", "an integer >= 0")
+        self._require(self.best_metric in ("ssim", "psnr", "nmse"), "best_metric",
+                      "ssim, psnr or nmse")
         self._require(self.val_every >= 1, "val_every", "an integer >= 1")
         self._require(self.log_every >= 1, "log_every", "an integer >= 1")
 

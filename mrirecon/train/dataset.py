@@ -14,7 +14,9 @@ Masks (STYLE item 9: explicit ``SeedSequence`` seeds, stable across processes an
 ----------------------------------------------------------------------------------------
 - ``train=False`` (validation): one mask per file, the one ``mrirecon reconstruct --seed S``
   draws (:func:`mrirecon.inference.choose_mask`, seed :func:`~mrirecon.sampling.seed_from_name`
-  of the file name and ``seed``), at the first acceleration; no crop.
+  of the file name and ``seed``), at the first acceleration; no crop. With ``val_repeats=K``
+  every slice appears K times, with the masks of seeds ``seed, ..., seed + K - 1`` (the masks
+  ``mrirecon evaluate --mask-repeats K`` scores); items carry their ``mask_seed``.
 - ``train=True``: per item, a generator ``rng(seed, epoch, rank, index)``
   (:func:`mrirecon.sampling.seeding.rng`) picks the acceleration from ``accelerations``, the
   crop offset and the mask seed. Ranks, epochs and items differ; DataLoader workers never load
@@ -109,20 +111,24 @@ class SliceDataset(Dataset):
     rank
         This process's rank in distributed training (part of every training mask's seed;
         passed explicitly, so DataLoader workers need no process group).
+    val_repeats
+        Validation only: masks per file (seeds ``seed`` ... ``seed + val_repeats - 1``); item
+        ``r * n_slices + i`` is slice item ``i`` under mask ``r``.
 
     Items are dicts: ``kspace`` complex64 ``(coils, ky, kx)`` (zero where not sampled),
     ``mask`` bool ``(1 | ky, kx)``, ``target`` float32 ``(rows, cols)`` (the file's target in
     :func:`~mrirecon.io.fastmri_h5.preferred_targets` order, else the RSS of the fully sampled
     image, centre-cropped to the recon size and then cropped like the k-space), ``file`` (str),
-    ``slice`` (int), ``acceleration`` (float, requested) and ``crop_top`` (first kept image
-    row; 0 without a crop).
+    ``slice`` (int), ``acceleration`` (float, requested), ``crop_top`` (first kept image
+    row; 0 without a crop) and ``mask_seed`` (validation: the seed of the file's mask; training:
+    the base ``seed``).
     """
 
     def __init__(self, files: Sequence[str | os.PathLike], *,
                  accelerations: Sequence[float] = (4,),
                  center_fractions: Sequence[float] | None = None,
                  mask_kind: MaskKind | str = "random", train: bool, seed: int = 0,
-                 crop: int | None = None, rank: int = 0) -> None:
+                 crop: int | None = None, rank: int = 0, val_repeats: int = 1) -> None:
         self.files = [Path(f) for f in files]
         if not self.files:
             raise InvalidParameterError("SliceDataset needs at least one file")
@@ -140,13 +146,16 @@ class SliceDataset(Dataset):
         if crop is not None and int(crop) < 1:
             raise InvalidParameterError(f"crop must be a positive number of rows, got {crop}")
         self.crop = None if crop is None else int(crop)
+        if int(val_repeats) < 1:
+            raise InvalidParameterError(f"val_repeats must be >= 1, got {val_repeats}")
+        self.repeats = 1 if self.train else int(val_repeats)
         fractions = self.center_fractions or (None,) * len(self.accelerations)
         for accel, fraction in zip(self.accelerations, fractions, strict=True):
             MaskSpec(self.mask_kind, accel, (1, 1), fraction)  # fail early on a bad spec
         self.kspaces = [read_kspace(f) for f in self.files]
         self._check_files()
         self.index = [(i, s) for i, k in enumerate(self.kspaces) for s in range(k.n_slices)]
-        self._val_masks: dict[int, Mask] = {}
+        self._val_masks: dict[tuple[int, int], Mask] = {}
 
     def _check_files(self) -> None:
         for path, k in zip(self.files, self.kspaces, strict=True):
@@ -169,12 +178,12 @@ class SliceDataset(Dataset):
         self.epoch = int(epoch)
 
     def __len__(self) -> int:
-        return len(self.index)
+        return len(self.index) * self.repeats
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         if not -len(self) <= i < len(self):
             raise IndexError(f"index {i} is out of range for {len(self)} slices")
-        i = i % len(self)
+        repeat, i = divmod(i % len(self), len(self.index))
         f, s = self.index[i]
         kspace, path = self.kspaces[f], self.files[f]
         full = torch.from_numpy(kspace.slice(s))
@@ -195,19 +204,20 @@ class SliceDataset(Dataset):
             mask = make_mask(spec).array
         else:
             accel = self.accelerations[0]
-            mask = self._validation_mask(f).array
+            mask = self._validation_mask(f, self.seed + repeat).array
         mask_t = torch.from_numpy(np.ascontiguousarray(mask))
         under = torch.where(mask_t, full, torch.zeros((), dtype=full.dtype))
         return {"kspace": under, "mask": mask_t, "target": target, "file": str(path),
-                "slice": s, "acceleration": accel, "crop_top": top}
+                "slice": s, "acceleration": accel, "crop_top": top,
+                "mask_seed": self.seed + repeat}
 
-    def _validation_mask(self, f: int) -> Mask:
-        if f not in self._val_masks:
+    def _validation_mask(self, f: int, seed: int) -> Mask:
+        if (f, seed) not in self._val_masks:
             cf = None if self.center_fractions is None else self.center_fractions[0]
             options = MaskOptions(kind=self.mask_kind, acceleration=self.accelerations[0],
-                                  center_fraction=cf, seed=self.seed)
-            self._val_masks[f] = choose_mask(self.kspaces[f], options, self.files[f].name)
-        return self._val_masks[f]
+                                  center_fraction=cf, seed=seed)
+            self._val_masks[f, seed] = choose_mask(self.kspaces[f], options, self.files[f].name)
+        return self._val_masks[f, seed]
 
 
 def crop_rows(kspace: torch.Tensor, top: int, rows: int) -> torch.Tensor:

@@ -13,7 +13,7 @@ stacked batch, with one backward pass.
 
 Run folder ``cfg.out``: ``config.yaml`` (resolved configuration, written at start),
 ``last.safetensors`` (every validation, interrupt and at the end), ``best.safetensors`` (best
-validation SSIM), ``state.pt`` (:mod:`mrirecon.train.state`) and ``log.csv``.
+validation ``best_metric``: SSIM by default), ``state.pt`` (:mod:`mrirecon.train.state`) and ``log.csv``.
 
 Exact resume: the data order of epoch ``e`` is a permutation seeded by ``(seed, e)``, the
 masks are seeded by ``(seed, epoch, rank, index)`` (not by the DataLoader worker, so any
@@ -161,7 +161,8 @@ def _data(cfg: TrainConfig, rank: int, world: int) -> tuple[SliceDataset, SliceD
               "seed": cfg.mask.seed}
     train_set = SliceDataset(find_files(cfg.data.train), train=True, crop=cfg.data.crop,
                              rank=rank, **common)
-    val_set = (SliceDataset(find_files(cfg.data.val), train=False, **common)
+    val_set = (SliceDataset(find_files(cfg.data.val), train=False,
+                            val_repeats=cfg.mask.val_repeats, **common)
                if cfg.data.val and rank == 0 else None)
     return train_set, val_set
 
@@ -181,6 +182,9 @@ def _step_loss(net: nn.Module, model: nn.Module, batch: dict[str, Any],
     return total / n
 
 
+#: +1 where a larger validation metric is better, -1 where smaller is (``best_metric``).
+BEST_SIGN = {"ssim": 1.0, "psnr": 1.0, "nmse": -1.0}
+
 #: Draws whose mean is a sampler's (cINN's) validation estimate.
 VALIDATION_SAMPLES = 8
 
@@ -199,13 +203,15 @@ def _point_estimate(model: nn.Module, inputs: Any) -> torch.Tensor:
 def validate(model: nn.Module, dataset: SliceDataset, device: torch.device,
              batch_size: int = 8) -> dict[str, float]:
     """Mean PSNR, SSIM and NMSE over the validation volumes (fastMRI per-volume protocol);
-    samplers are scored on their posterior mean."""
+    samplers are scored on their posterior mean. With ``dataset.repeats`` masks per file each
+    (file, mask) pair is a volume, as in ``mrirecon evaluate --mask-repeats``."""
     model.eval()
-    per_file: dict[int, list[int]] = {}
-    for i, (f, _) in enumerate(dataset.index):
-        per_file.setdefault(f, []).append(i)
+    per_volume: dict[tuple[int, int], list[int]] = {}
+    for i in range(len(dataset)):
+        repeat, j = divmod(i, len(dataset.index))
+        per_volume.setdefault((dataset.index[j][0], repeat), []).append(i)
     results = []
-    for indices in per_file.values():
+    for indices in per_volume.values():
         recons, targets = [], []
         for first in range(0, len(indices), batch_size):
             items = collate([dataset[i] for i in indices[first : first + batch_size]])
@@ -409,8 +415,9 @@ def train(cfg: TrainConfig, *, progress: Callable[[dict[str, Any]], None] | None
             val = validate(model, val_set, device, cfg.data.batch_size)
             log.row(step=step, epoch=epoch, seconds=round(elapsed(), 3),
                     val_psnr=val["psnr"], val_ssim=val["ssim"], val_nmse=val["nmse"])
-            if best is None or val["ssim"] > best:
-                best, best_record = val["ssim"], {"step": step, **val}
+            score = BEST_SIGN[cfg.best_metric] * val[cfg.best_metric]
+            if best is None or score > best:
+                best, best_record = score, {"step": step, **val}
                 save_checkpoint(paths["best"], model, name=cfg.model,
                                 config=model_config(model, cfg), overwrite=True,
                                 extra={**extra_meta, "step": step, "val_metrics": val})

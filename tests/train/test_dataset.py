@@ -103,6 +103,24 @@ def test_validation_masks_match_reconstruct(single: Path) -> None:
     assert not torch.equal(other[0]["mask"], a[0]["mask"])
 
 
+def test_validation_repeats_use_consecutive_mask_seeds(single: Path) -> None:
+    ds = SliceDataset([single], accelerations=(8,), train=False, seed=5, val_repeats=3)
+    assert len(ds) == 3 * 24 and ds.repeats == 3
+    kspace = read_kspace(single)
+    for r in range(3):
+        drawn = choose_mask(kspace, MaskOptions(acceleration=8, seed=5 + r), single.name)
+        for s in (0, 23):
+            item = ds[r * 24 + s]
+            assert item["slice"] == s and item["mask_seed"] == 5 + r
+            assert np.array_equal(item["mask"].numpy(), drawn.array)
+    assert not torch.equal(ds[0]["mask"], ds[24]["mask"])
+    plain = SliceDataset([single], accelerations=(8,), train=False, seed=5)
+    assert torch.equal(plain[7]["kspace"], ds[7]["kspace"])  # repeat 0 is the plain mask
+    assert len(SliceDataset([single], train=True, val_repeats=3)) == 24  # training: ignored
+    with pytest.raises(InvalidParameterError, match="val_repeats must be >= 1"):
+        SliceDataset([single], train=False, val_repeats=0)
+
+
 def test_training_masks_seeded_by_epoch_rank_index_not_worker(
         single: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ds = SliceDataset([single], accelerations=(4,), train=True, seed=1)

@@ -12,7 +12,8 @@ import torch
 from mrirecon.errors import InvalidParameterError, OutputError
 from mrirecon.models.checkpoint import load_checkpoint, read_metadata
 from mrirecon.train.config import load_config
-from mrirecon.train.loop import LOG_COLUMNS, train
+from mrirecon.train.dataset import SliceDataset, find_files
+from mrirecon.train.loop import LOG_COLUMNS, train, validate
 from mrirecon.train.losses import reconstruction_loss
 from mrirecon.train.state import load_state
 
@@ -90,6 +91,46 @@ def test_last_step_loss_ignores_the_earlier_estimates() -> None:
     assert float(both) > only_last
     with pytest.raises(InvalidParameterError, match="'all' or 'last'"):
         reconstruction_loss([last], target, steps="first", **weights)
+
+
+# validation -----------------------------------------------------------------------------------
+
+def test_validation_over_mask_repeats_is_the_mean_over_seeds(folders) -> None:
+    from mrirecon.models.registry import build
+    from conftest import TINY_MODELS
+
+    torch.manual_seed(0)
+    model = build("rim.v1", TINY_MODELS["rim.v1"])
+    files = find_files(folders / "val")
+
+    def score(**kw) -> dict[str, float]:
+        ds = SliceDataset(files, accelerations=(4,), train=False, **kw)
+        return validate(model, ds, torch.device("cpu"), batch_size=8)
+
+    each = [score(seed=s) for s in (2, 3, 4)]
+    together = score(seed=2, val_repeats=3)
+    for key in ("psnr", "ssim", "nmse"):
+        assert together[key] == pytest.approx(sum(e[key] for e in each) / 3, rel=1e-6)
+    assert len({round(e["psnr"], 6) for e in each}) == 3  # the masks really differ
+
+
+@pytest.mark.parametrize(("metric", "pick"), [("psnr", max), ("nmse", min)])
+def test_best_checkpoint_follows_best_metric(folders, tmp_path, metric, pick) -> None:
+    out = tmp_path / "run"
+    summary = train(config(folders, out, "max_steps=6", "val_every=2", f"best_metric={metric}",
+                           "mask.val_repeats=2"))
+    val = [r for r in rows(out) if r["val_psnr"]]
+    assert len(val) == 3
+    chosen = pick(val, key=lambda r: float(r[f"val_{metric}"]))
+    assert summary["best"]["step"] == int(chosen["step"])
+    assert read_metadata(out / "best.safetensors")["extra"]["step"] == int(chosen["step"])
+
+
+def test_best_metric_and_val_repeats_are_checked() -> None:
+    with pytest.raises(InvalidParameterError, match="best_metric.*ssim, psnr or nmse"):
+        load_config(None, ["best_metric=loss"])
+    with pytest.raises(InvalidParameterError, match="mask.val_repeats.*>= 1"):
+        load_config(None, ["mask.val_repeats=0"])
 
 
 # the loop -------------------------------------------------------------------------------------
