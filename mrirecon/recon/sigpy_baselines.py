@@ -19,7 +19,7 @@ layouts of :mod:`mrirecon.data` (k-space ``(coils, ky, kx)`` per slice):
   ``sigpy.mri.app.L1WaveletRecon``).
 
 Coil maps ``S`` come from the fully sampled k-space centre of each slice: ESPIRiT (Uecker et al.
-2014; ``sigpy.mri.app.EspiritCalib``) or, with ``maps="acs"``, the Hann-windowed low-resolution
+2014; ``sigpy.mri.app.EspiritCalib``) or, with ``maps="acs"``, the low-resolution (short Tukey taper)
 coil images divided by their root-sum-of-squares. Single-coil data uses one all-ones map.
 
 Scale. Before solving, each slice's k-space is divided by ``scale`` = the maximum of its
