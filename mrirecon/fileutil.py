@@ -58,9 +58,11 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pa
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".part{suffix}", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
-    os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual mode
+    mode = 0o666 & ~_umask()  # mkstemp makes 0600; outputs get the usual mode
+    os.chmod(tmp_path, mode)
     try:
         yield tmp_path
+        os.chmod(tmp_path, mode)  # again: some writers (safetensors) recreate the file as 0600
         if path.exists() and not overwrite:
             raise OutputError(f"{path}: output appeared while writing; not replaced")
         os.replace(tmp_path, path)

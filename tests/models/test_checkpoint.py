@@ -107,6 +107,20 @@ def test_round_trip_gives_identical_outputs(saved: tuple[Path, RIM]) -> None:
         assert k == k2 and torch.equal(a, b)
 
 
+def test_checkpoint_gets_the_usual_file_mode(tmp_path: Path) -> None:
+    """safetensors writes its file as 0600; a checkpoint, like every output, gets 0666 & ~umask
+    (so a shared model folder stays readable)."""
+    import os
+
+    old = os.umask(0o022)
+    try:
+        path = save_checkpoint(tmp_path / "m.safetensors", RIM(RIMConfig(steps=1, hidden=4)),
+                               name="rim.v1", config=RIMConfig(steps=1, hidden=4))
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
 def test_metadata_round_trip(saved: tuple[Path, RIM]) -> None:
     path, model = saved
     meta = read_metadata(path)
