@@ -62,7 +62,7 @@ def train_command(
 ) -> int:
     """Train a learned reconstruction (RIM, i-RIM) on fastMRI-format files.
 
-    Writes config.yaml, log.csv, last.safetensors, best.safetensors (best validation SSIM) and
+    Writes config.yaml, log.csv, last.safetensors, best.safetensors (best validation best_metric, SSIM by default) and
     state.pt (for --resume) to the run folder. Ctrl-C saves last.safetensors and state.pt.
     --resume RUN_DIR without a CONFIG continues with the run's saved config.yaml.
     """
