@@ -62,8 +62,9 @@ def train_command(
 ) -> int:
     """Train a learned reconstruction (RIM, i-RIM) on fastMRI-format files.
 
-    Writes config.yaml, log.csv, last.safetensors, best.safetensors (best validation best_metric, SSIM by default) and
-    state.pt (for --resume) to the run folder. Ctrl-C saves last.safetensors and state.pt.
+    Writes config.yaml, log.csv, last.safetensors, best.safetensors (best validation
+    best_metric, SSIM by default) and state.pt (for --resume) to the run folder. Ctrl-C saves
+    last.safetensors and state.pt.
     --resume RUN_DIR without a CONFIG continues with the run's saved config.yaml.
     """
     from mrirecon.inference import resolve_device
