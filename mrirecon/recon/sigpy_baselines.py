@@ -19,8 +19,9 @@ layouts of :mod:`mrirecon.data` (k-space ``(coils, ky, kx)`` per slice):
   ``sigpy.mri.app.L1WaveletRecon``).
 
 Coil maps ``S`` come from the fully sampled k-space centre of each slice: ESPIRiT (Uecker et al.
-2014; ``sigpy.mri.app.EspiritCalib``) or, with ``maps="acs"``, the low-resolution (short Tukey taper)
-coil images divided by their root-sum-of-squares. Single-coil data uses one all-ones map.
+2014; ``sigpy.mri.app.EspiritCalib``) or, with ``maps="acs"``, the low-resolution coil images
+(a short Tukey taper on the centre block) divided by their root-sum-of-squares. Single-coil
+data uses one all-ones map.
 
 Scale. Before solving, each slice's k-space is divided by ``scale`` = the maximum of its
 zero-filled root-sum-of-squares image (``max rss(F^H y)``); the solution is multiplied back.

@@ -13,7 +13,8 @@ stacked batch, with one backward pass.
 
 Run folder ``cfg.out``: ``config.yaml`` (resolved configuration, written at start),
 ``last.safetensors`` (every validation, interrupt and at the end), ``best.safetensors`` (best
-validation ``best_metric``: SSIM by default), ``state.pt`` (:mod:`mrirecon.train.state`) and ``log.csv``.
+validation ``best_metric``: SSIM by default), ``state.pt`` (:mod:`mrirecon.train.state`) and
+``log.csv``.
 
 Exact resume: the data order of epoch ``e`` is a permutation seeded by ``(seed, e)``, the
 masks are seeded by ``(seed, epoch, rank, index)`` (not by the DataLoader worker, so any

@@ -96,8 +96,9 @@ def test_last_step_loss_ignores_the_earlier_estimates() -> None:
 # validation -----------------------------------------------------------------------------------
 
 def test_validation_over_mask_repeats_is_the_mean_over_seeds(folders) -> None:
-    from mrirecon.models.registry import build
     from conftest import TINY_MODELS
+
+    from mrirecon.models.registry import build
 
     torch.manual_seed(0)
     model = build("rim.v1", TINY_MODELS["rim.v1"])
