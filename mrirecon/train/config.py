@@ -60,6 +60,11 @@ class _Section:
             )
 
 
+#: Validation metrics that can pick ``best.safetensors``: +1 where larger is better, -1 where
+#: smaller is.
+BEST_METRICS = {"ssim": 1.0, "psnr": 1.0, "nmse": -1.0}
+
+
 @dataclass
 class MaskConfig(_Section):
     """Undersampling drawn on the fly for training (key ``mask``).
@@ -269,8 +274,7 @@ class TrainConfig(_Section):
         self._require(_DEVICE.fullmatch(self.device) is not None, "device",
                       "auto, cpu, cuda, cuda:N or mps")
         self._require(self.seed >= 0, "seed", "an integer >= 0")
-        self._require(self.best_metric in ("ssim", "psnr", "nmse"), "best_metric",
-                      "ssim, psnr or nmse")
+        self._require(self.best_metric in BEST_METRICS, "best_metric", "ssim, psnr or nmse")
         self._require(self.val_every >= 1, "val_every", "an integer >= 1")
         self._require(self.log_every >= 1, "log_every", "an integer >= 1")
 

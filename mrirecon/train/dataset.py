@@ -180,10 +180,20 @@ class SliceDataset(Dataset):
     def __len__(self) -> int:
         return len(self.index) * self.repeats
 
-    def __getitem__(self, i: int) -> dict[str, Any]:
+    def _locate(self, i: int) -> tuple[int, int]:
+        """``(repeat, slice item)`` of item ``i``: item ``r * len(index) + j`` is slice ``j``
+        under validation mask ``r``."""
         if not -len(self) <= i < len(self):
             raise IndexError(f"index {i} is out of range for {len(self)} slices")
-        repeat, i = divmod(i % len(self), len(self.index))
+        return divmod(i % len(self), len(self.index))
+
+    def volume_of(self, i: int) -> tuple[int, int]:
+        """``(file index, repeat)`` of item ``i``: the volume it is scored in."""
+        repeat, j = self._locate(i)
+        return self.index[j][0], repeat
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        repeat, i = self._locate(i)
         f, s = self.index[i]
         kspace, path = self.kspaces[f], self.files[f]
         full = torch.from_numpy(kspace.slice(s))

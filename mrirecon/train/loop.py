@@ -54,7 +54,7 @@ from mrirecon.models.checkpoint import load_checkpoint, save_checkpoint
 from mrirecon.physics import from_channels
 from mrirecon.recon.base import center_crop
 from mrirecon.recon.learned import call_model, padded_inputs, prepare_batch, run_model
-from mrirecon.train.config import TrainConfig, config_to_dict, save_config
+from mrirecon.train.config import BEST_METRICS, TrainConfig, config_to_dict, save_config
 from mrirecon.train.dataset import SliceDataset, collate, find_files
 from mrirecon.train.losses import reconstruction_loss
 from mrirecon.train.state import load_state, save_state, seed_everything, set_rng_state
@@ -183,9 +183,6 @@ def _step_loss(net: nn.Module, model: nn.Module, batch: dict[str, Any],
     return total / n
 
 
-#: +1 where a larger validation metric is better, -1 where smaller is (``best_metric``).
-BEST_SIGN = {"ssim": 1.0, "psnr": 1.0, "nmse": -1.0}
-
 #: Draws whose mean is a sampler's (cINN's) validation estimate.
 VALIDATION_SAMPLES = 8
 
@@ -209,8 +206,7 @@ def validate(model: nn.Module, dataset: SliceDataset, device: torch.device,
     model.eval()
     per_volume: dict[tuple[int, int], list[int]] = {}
     for i in range(len(dataset)):
-        repeat, j = divmod(i, len(dataset.index))
-        per_volume.setdefault((dataset.index[j][0], repeat), []).append(i)
+        per_volume.setdefault(dataset.volume_of(i), []).append(i)
     results = []
     for indices in per_volume.values():
         recons, targets = [], []
@@ -416,7 +412,7 @@ def train(cfg: TrainConfig, *, progress: Callable[[dict[str, Any]], None] | None
             val = validate(model, val_set, device, cfg.data.batch_size)
             log.row(step=step, epoch=epoch, seconds=round(elapsed(), 3),
                     val_psnr=val["psnr"], val_ssim=val["ssim"], val_nmse=val["nmse"])
-            score = BEST_SIGN[cfg.best_metric] * val[cfg.best_metric]
+            score = BEST_METRICS[cfg.best_metric] * val[cfg.best_metric]
             if best is None or score > best:
                 best, best_record = score, {"step": step, **val}
                 save_checkpoint(paths["best"], model, name=cfg.model,

@@ -114,6 +114,7 @@ def test_validation_repeats_use_consecutive_mask_seeds(single: Path) -> None:
             assert item["slice"] == s and item["mask_seed"] == 5 + r
             assert np.array_equal(item["mask"].numpy(), drawn.array)
     assert not torch.equal(ds[0]["mask"], ds[24]["mask"])
+    assert ds.volume_of(2 * 24 + 7) == (0, 2) and ds.volume_of(-1) == (0, 2)
     plain = SliceDataset([single], accelerations=(8,), train=False, seed=5)
     assert torch.equal(plain[7]["kspace"], ds[7]["kspace"])  # repeat 0 is the plain mask
     assert len(SliceDataset([single], train=True, val_repeats=3)) == 24  # training: ignored
