@@ -339,6 +339,7 @@ def train(cfg: TrainConfig, *, progress: Callable[[dict[str, Any]], None] | None
             raise InvalidParameterError(f"init {cfg.init} holds {meta['name']}, but the "
                                         f"configuration trains {cfg.model}")
         cfg = dataclasses.replace(cfg, model_config=meta["config"])
+    train_set, val_set = _data(cfg, rank, world)  # bad data fails before the run folder exists
     out = _prepare_out(cfg, overwrite) if main else Path(cfg.out)
     if main:
         _remove_partial_writes(out)
@@ -349,7 +350,6 @@ def train(cfg: TrainConfig, *, progress: Callable[[dict[str, Any]], None] | None
     if initial is not None:
         model.load_state_dict(initial.state_dict())
     model = model.to(device)
-    train_set, val_set = _data(cfg, rank, world)
     sampler = _EpochSampler(DistributedSampler(train_set, num_replicas=world, rank=rank,
                                                shuffle=True, seed=cfg.seed))
     loader = DataLoader(train_set, batch_size=cfg.data.batch_size, sampler=sampler,

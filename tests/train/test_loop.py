@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mrirecon.errors import InvalidParameterError, OutputError
+from mrirecon.errors import InputFileError, InvalidParameterError, OutputError
 from mrirecon.models.checkpoint import load_checkpoint, read_metadata
 from mrirecon.train.config import load_config
 from mrirecon.train.dataset import SliceDataset, find_files
@@ -221,6 +221,17 @@ def test_empty_training_set_is_an_error(tmp_path) -> None:
                              f"out={tmp_path / 'run'}", "device=cpu"])
     with pytest.raises(Exception, match="no .h5 files found"):
         train(cfg)
+    assert not (tmp_path / "run").exists()
+
+
+def test_corrupt_training_file_fails_before_the_run_folder_exists(folders, tmp_path) -> None:
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    good = next((folders / "train").glob("*.h5"))
+    (bad / "cut.h5").write_bytes(good.read_bytes()[:5000])
+    with pytest.raises(InputFileError, match="truncated HDF5"):
+        train(config(folders, tmp_path / "run", "max_steps=1", f"data.train=[{bad}]"))
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.slow
