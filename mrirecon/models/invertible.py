@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -62,6 +63,14 @@ class InvertibleModule(nn.Module):
     def forward_and_logdet(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Return ``(forward(x), log|det dy/dx|)`` with the log-determinant per sample, ``(B,)``."""
         return self.forward(x), x.new_zeros(x.shape[0])
+
+    def get_context(self) -> Any:
+        """State bound for one pass besides the weights (e.g. a gradient function); the
+        memory-free backward restores it, because other passes may have rebound it since."""
+        return None
+
+    def set_context(self, context: Any) -> None:
+        """Restore what :meth:`get_context` returned."""
 
 
 class AdditiveCoupling(InvertibleModule):
@@ -333,6 +342,9 @@ class _MemoryFree(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, seq: InvertibleSequence, with_logdet: bool, *params: Tensor):
         ctx.seq, ctx.with_logdet, ctx.params = seq, with_logdet, params
+        # the blocks' bound context (the i-RIM's gradient function of *these* data): several
+        # forward passes may run before one backward (a batch of items with their own masks)
+        ctx.contexts = [block.get_context() for block in seq.blocks]
         y, logdet = x, x.new_zeros(x.shape[0])
         for block in seq.blocks:
             if with_logdet:
@@ -351,6 +363,8 @@ class _MemoryFree(torch.autograd.Function):
         index = {id(p): i for i, p in enumerate(ctx.params)}
         grads: list[Tensor | None] = [None] * len(ctx.params)
         blocks = list(ctx.seq.blocks)
+        for block, context in zip(blocks, ctx.contexts, strict=True):
+            block.set_context(context)
         for k in range(len(blocks) - 1, -1, -1):
             block = blocks[k]
             need_x = k > 0 or ctx.needs_input_grad[0]

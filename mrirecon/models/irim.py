@@ -88,6 +88,12 @@ class GradientStep(InvertibleModule):
             raise RuntimeError("GradientStep needs a gradient function; call it through IRIM")
         return self.net(torch.cat([x, self.grad_fn(x)], dim=1))
 
+    def get_context(self) -> GradFn | None:
+        return self.grad_fn
+
+    def set_context(self, context: GradFn | None) -> None:
+        self.grad_fn = context
+
     def forward(self, h: Tensor) -> Tensor:
         x = h[:, :2]
         return torch.cat([x, h[:, 2:] + self._update(x)], dim=1)

@@ -23,8 +23,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from mrirecon.physics.coils import rss, single_coil_maps
+from mrirecon.physics.coils import rss
 from mrirecon.physics.fft import ifft2c
+from mrirecon.physics.fields import birdcage_maps
 from mrirecon.physics.sense import sense_operator
 
 
@@ -43,22 +44,6 @@ class SimulationParams:
                 "max_phase": self.max_phase, "coil_radius": self.coil_radius}
 
 
-def birdcage_maps(shape: tuple[int, int], coils: int, radius: float = 1.5,
-                  dtype: torch.dtype = torch.complex64) -> torch.Tensor:
-    """Birdcage coil maps ``(coils, y, x)``, normalised to root-sum-of-squares 1 everywhere."""
-    if coils == 1:
-        return single_coil_maps(shape, dtype=dtype)
-    ny, nx = shape
-    y = (torch.arange(ny, dtype=torch.float64) - ny / 2) / (ny / 2)
-    x = (torch.arange(nx, dtype=torch.float64) - nx / 2) / (nx / 2)
-    angle = torch.arange(coils, dtype=torch.float64) * (2 * math.pi / coils)
-    dx = x[None, None, :] - radius * torch.cos(angle)[:, None, None]
-    dy = y[None, :, None] - radius * torch.sin(angle)[:, None, None]
-    phase = torch.atan2(dx, -dy) - angle[:, None, None]
-    maps = torch.polar(1.0 / torch.sqrt(dx**2 + dy**2), phase)
-    return (maps / rss(maps, dim=0)).to(dtype)
-
-
 def smooth_phase(shape: tuple[int, int], rng: np.random.Generator,
                  max_phase: float = math.pi / 2) -> torch.Tensor:
     """A random smooth phase map: a quadratic polynomial in x and y scaled to ``max_phase``."""
@@ -69,6 +54,23 @@ def smooth_phase(shape: tuple[int, int], rng: np.random.Generator,
     coeffs = torch.as_tensor(rng.uniform(-1, 1, size=len(basis)))
     phase = torch.einsum("k,kyx->yx", coeffs, basis)
     return phase * (max_phase / phase.abs().max().clamp_min(1e-12))
+
+
+def measure(image: torch.Tensor, maps: torch.Tensor, sigma: float,
+            rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Noisy fully sampled k-space ``F S x + n`` and its reference image.
+
+    ``image`` ``(..., y, x)`` complex, ``maps`` ``(coils, y, x)`` (or with the batch axes),
+    ``sigma`` the noise std per complex k-space sample (circular Gaussian, drawn from ``rng``).
+    Returns ``(kspace (..., coils, y, x), target (..., y, x))``: the target is the RSS of the
+    noisy coil images (for one coil their magnitude: fastMRI's RSS/ESC convention). Keeps the
+    inputs' precision.
+    """
+    clean = sense_operator(maps)(image)
+    noise = rng.standard_normal((2, *clean.shape)) * (sigma / math.sqrt(2))
+    noise_t = torch.complex(torch.as_tensor(noise[0]), torch.as_tensor(noise[1]))
+    kspace = clean + noise_t.to(clean.dtype)
+    return kspace, rss(ifft2c(kspace))
 
 
 def simulate_kspace(magnitude: np.ndarray, params: SimulationParams) -> tuple[np.ndarray,
@@ -98,11 +100,7 @@ def simulate_kspace(magnitude: np.ndarray, params: SimulationParams) -> tuple[np
     rng = np.random.default_rng(np.random.SeedSequence(params.seed))
     image = torch.polar(mag, smooth_phase(shape, rng, params.max_phase))
     maps = birdcage_maps(shape, params.coils, params.coil_radius, dtype=torch.complex128)
-    clean = sense_operator(maps)(image)
-    sigma = params.noise * float(mag.max())
-    noise = rng.standard_normal((2, *clean.shape)) * (sigma / math.sqrt(2))
-    kspace = clean + torch.complex(torch.as_tensor(noise[0]), torch.as_tensor(noise[1]))
-    target = rss(ifft2c(kspace))
+    kspace, target = measure(image, maps, params.noise * float(mag.max()), rng)
     return kspace.to(torch.complex64).numpy(), target.to(torch.float32).numpy()
 
 

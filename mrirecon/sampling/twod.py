@@ -64,17 +64,13 @@ def _random_2d(spec: MaskSpec, box: tuple[int, int]) -> np.ndarray:
 
 
 def _poisson(spec: MaskSpec, box: tuple[int, int], attempts: int = 8) -> np.ndarray:
-    import sigpy.mri  # heavy (numba); only needed for this kind
-
     accel = spec.acceleration
     base = int_seed(spec.seed)
     last = None
     for attempt in range(attempts):  # the bisection in sigpy can miss; other draws may not
         try:
-            mask = sigpy.mri.poisson(
-                spec.shape, accel, calib=box, dtype=np.float32, crop_corner=True,
-                seed=(base + attempt) % 2**32, tol=POISSON_TOLERANCE * accel,
-            )
+            mask = _bounded_poisson(spec.shape, accel, box, (base + attempt) % 2**32,
+                                    POISSON_TOLERANCE * accel)
         except ValueError as exc:
             last = exc
             continue
@@ -85,3 +81,48 @@ def _poisson(spec: MaskSpec, box: tuple[int, int], attempts: int = 8) -> np.ndar
         f"poisson: acceleration {accel:g} cannot be reached on {spec.shape[0]}x{spec.shape[1]} "
         f"within {POISSON_TOLERANCE:.0%} ({last or 'no draw close enough'})"
     )
+
+
+#: Most bisection steps of the Poisson-disc density search. sigpy's own loop runs until its
+#: float bounds meet, which never happens when no density reaches the rate (small matrices at
+#: high R): ``sigpy.mri.poisson`` then hangs. 64 halvings exhaust float64.
+POISSON_BISECTIONS = 64
+
+
+def _bounded_poisson(shape: tuple[int, int], accel: float, calib: tuple[int, int], seed: int,
+                     tol: float) -> np.ndarray:
+    """``sigpy.mri.poisson(shape, accel, calib, crop_corner=True, seed, tol)`` with the same
+    steps and draws (so the same mask), but at most :data:`POISSON_BISECTIONS` bisection steps;
+    raises ``ValueError`` like sigpy when the rate is not met."""
+    from sigpy.mri import samp  # heavy (numba); only needed for this kind
+
+    ny, nx = shape
+    y, x = np.mgrid[:ny, :nx]
+    xr = np.maximum(abs(x - nx / 2) - calib[-1] / 2, 0)
+    xr /= xr.max()
+    yr = np.maximum(abs(y - ny / 2) - calib[-2] / 2, 0)
+    yr /= yr.max()
+    r = np.sqrt(xr**2 + yr**2)
+    state = np.random.get_state()  # noqa: NPY002 - sigpy's numba kernel seeds the global state; restore it
+    try:
+        slope_min, slope_max, actual, mask = 0.0, float(max(nx, ny)), np.inf, None
+        for _ in range(POISSON_BISECTIONS):
+            if not slope_min < slope_max:
+                break
+            slope = (slope_max + slope_min) / 2
+            radius_x = np.clip((1 + r * slope) * nx / max(nx, ny), 1, None)
+            radius_y = np.clip((1 + r * slope) * ny / max(nx, ny), 1, None)
+            mask = samp._poisson(nx, ny, 30, radius_x, radius_y, calib, seed)
+            mask *= r < 1
+            actual = nx * ny / max(float(np.sum(mask)), 1.0)
+            if abs(actual - accel) < tol:
+                break
+            if actual < accel:
+                slope_min = slope
+            else:
+                slope_max = slope
+    finally:
+        np.random.set_state(state)  # noqa: NPY002
+    if mask is None or abs(actual - accel) >= tol:
+        raise ValueError(f"Cannot generate mask to satisfy accel={accel}.")
+    return mask.reshape(shape).astype(np.float32)

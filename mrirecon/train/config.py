@@ -83,6 +83,9 @@ class MaskConfig(_Section):
     val_repeats
         Validation masks per file (>= 1): seeds ``seed`` ... ``seed + val_repeats - 1``, each
         (file, mask) scored as a volume, so checkpoints are not chosen on one mask's luck.
+    val_accelerations
+        Accelerations (> 1) validation scores, each (file, mask, R) a volume, averaged; ``None``
+        for the first of ``accelerations`` only.
     """
 
     _prefix: ClassVar[str] = "mask."
@@ -91,6 +94,7 @@ class MaskConfig(_Section):
     center_fractions: list[float] | None = None
     seed: int = 0
     val_repeats: int = 1
+    val_accelerations: list[float] | None = None
 
     def _validate(self) -> None:
         kinds = [k.value for k in MaskKind]
@@ -105,6 +109,9 @@ class MaskConfig(_Section):
                           f"null or {len(accs)} fraction(s) in (0, 1), one per acceleration")
         self._require(self.seed >= 0, "seed", "an integer >= 0")
         self._require(self.val_repeats >= 1, "val_repeats", "an integer >= 1")
+        vals = self.val_accelerations
+        self._require(vals is None or (bool(vals) and all(r > 1 for r in vals)),
+                      "val_accelerations", "null or a non-empty list of numbers > 1")
 
 
 @dataclass
@@ -141,6 +148,154 @@ class OptimConfig(_Section):
         self._require(self.grad_clip is None or self.grad_clip > 0, "grad_clip", "null or > 0")
 
 
+#: Kinds of generator source: magnitude images, or integer tissue-label maps.
+SOURCE_KINDS = ("image", "labels")
+
+
+@dataclass
+class SourceConfig(_Section):
+    """One magnitude-image source of the generator (an item of ``data.synthetic.sources``).
+
+    Attributes
+    ----------
+    path
+        A NIfTI volume (``.nii``/``.nii.gz``; 2-D slices along all three axes) or a ``.npy``
+        stack ``(n, rows, cols)`` / image ``(rows, cols)``.
+    sha256
+        The file's pinned SHA-256 (hex); a missing file or another digest stops training.
+    kind
+        ``image`` (intensities) or ``labels`` (integer tissue labels: every item draws a random
+        intensity per label, SynthSeg-style).
+    weight
+        Relative probability (> 0) that an item draws from this source.
+    """
+
+    _prefix: ClassVar[str] = "data.synthetic.sources[]."
+    path: str = ""
+    sha256: str = ""
+    kind: str = "image"
+    weight: float = 1.0
+
+    def _validate(self) -> None:
+        self._require(bool(self.path), "path", "a file path")
+        self._require(re.fullmatch(r"[0-9a-fA-F]{64}", self.sha256) is not None, "sha256",
+                      "64 hex digits (the file's pinned SHA-256)")
+        self._require(self.kind in SOURCE_KINDS, "kind", " or ".join(SOURCE_KINDS))
+        self._require(self.weight > 0, "weight", "> 0")
+
+
+def _range(low: float, high: float) -> Any:
+    return field(default_factory=lambda: [low, high])
+
+
+@dataclass
+class SyntheticConfig(_Section):
+    """The domain-randomised on-the-fly generator (key ``data.synthetic``;
+    :class:`mrirecon.train.synthetic.SyntheticDataset`). Ranges are ``[min, max]``, drawn
+    uniformly per item unless noted.
+
+    Attributes
+    ----------
+    sources
+        Magnitude-image sources (:class:`SourceConfig`); at least one.
+    procedural_weight
+        Relative probability (>= 0, against the sources' weights) of a procedural image
+        (random ellipses, textures, gratings) instead of a source slice.
+    items_per_epoch
+        Items an epoch yields (>= 1); every item is new: its seed is (seed, epoch, rank, item).
+    matrix
+        Image rows and columns, each drawn in this range (>= 16): non-square matrices.
+    max_aspect
+        Largest ratio (>= 1) of the longer to the shorter side.
+    zoom
+        Object size relative to the field of view (> 0; above 1 crops the object).
+    rotation
+        Largest small rotation in degrees (>= 0), on top of a random multiple of 90 and flips.
+    gamma
+        Range of the random gamma of the intensities (> 0).
+    remap, nonmonotone, invert
+        Probabilities (in [0, 1]) of a monotone piecewise-linear intensity remap, a
+        non-monotone one, and an inversion of the object's contrast.
+    bias
+        Largest amplitude (>= 0) of the log bias field (a smooth multiplicative shading).
+    blur
+        Gaussian blur sigma in pixels (>= 0).
+    coils
+        Coil counts (>= 1), log-uniform over the multi-coil part of the range.
+    single_coil
+        Probability (in [0, 1]) of a single-coil item (when ``coils`` includes 1).
+    noise
+        Noise std per k-space sample relative to the image maximum (> 0), log-uniform.
+    max_phase
+        Amplitude range (radians, >= 0) of the smooth polynomial image phase.
+    ramp_cycles
+        Largest linear phase ramp (cycles across the FOV, >= 0).
+    patches
+        Probability (in [0, 1]) of sharp off-resonance-like phase patches.
+    mask_kinds
+        Mask kinds drawn uniformly (every kind the CLI offers by default).
+    accelerations
+        Acceleration range (> 1); equispaced and magic kinds round it to an integer.
+    center_fractions
+        Centre-fraction range (in (0, 1)); capped at ``0.7 / R`` so the mask can reach ``R``.
+    """
+
+    _prefix: ClassVar[str] = "data.synthetic."
+    sources: list[SourceConfig] = field(default_factory=list)
+    procedural_weight: float = 0.15
+    items_per_epoch: int = 2000
+    matrix: list[int] = field(default_factory=lambda: [64, 384])
+    max_aspect: float = 2.0
+    zoom: list[float] = _range(0.7, 1.25)
+    rotation: float = 15.0
+    gamma: list[float] = _range(0.6, 1.7)
+    remap: float = 0.4
+    nonmonotone: float = 0.15
+    invert: float = 0.15
+    bias: float = 0.4
+    blur: list[float] = _range(0.0, 1.0)
+    coils: list[int] = field(default_factory=lambda: [1, 32])
+    single_coil: float = 0.3
+    noise: list[float] = _range(0.002, 0.06)
+    max_phase: list[float] = _range(0.3, 3.14)
+    ramp_cycles: float = 1.0
+    patches: float = 0.4
+    mask_kinds: list[str] = field(default_factory=lambda: [k.value for k in MaskKind])
+    accelerations: list[float] = _range(2.0, 12.0)
+    center_fractions: list[float] = _range(0.02, 0.16)
+
+    def _validate(self) -> None:
+        self._require(bool(self.sources), "sources", "a non-empty list of source files")
+        self._require(self.procedural_weight >= 0, "procedural_weight", ">= 0")
+        self._require(self.items_per_epoch >= 1, "items_per_epoch", "an integer >= 1")
+        self._check_range("matrix", 16)
+        self._require(self.max_aspect >= 1, "max_aspect", ">= 1")
+        self._check_range("zoom", 0, strict=True)
+        self._require(self.rotation >= 0, "rotation", ">= 0")
+        self._check_range("gamma", 0, strict=True)
+        for name in ("remap", "nonmonotone", "invert", "single_coil", "patches"):
+            self._require(0 <= getattr(self, name) <= 1, name, "a probability in [0, 1]")
+        self._require(self.bias >= 0, "bias", ">= 0")
+        self._check_range("blur", 0)
+        self._check_range("coils", 1)
+        self._check_range("noise", 0, strict=True)
+        self._check_range("max_phase", 0)
+        self._require(self.ramp_cycles >= 0, "ramp_cycles", ">= 0")
+        kinds = [k.value for k in MaskKind]
+        self._require(bool(self.mask_kinds) and all(k in kinds for k in self.mask_kinds),
+                      "mask_kinds", "a non-empty list of " + ", ".join(kinds))
+        self._check_range("accelerations", 1, strict=True)
+        self._check_range("center_fractions", 0, strict=True)
+        self._require(self.center_fractions[1] < 1, "center_fractions", "fractions in (0, 1)")
+
+    def _check_range(self, name: str, low: float, strict: bool = False) -> None:
+        values = getattr(self, name)
+        bound = f"> {low}" if strict else f">= {low}"
+        ok = len(values) == 2 and all(v > low if strict else v >= low for v in values)
+        self._require(ok, name, f"[min, max] with both {bound}")
+        self._require(values[0] <= values[1], name, "[min, max] with min <= max")
+
+
 @dataclass
 class DataConfig(_Section):
     """Where the data are and how they are batched (key ``data``).
@@ -149,7 +304,10 @@ class DataConfig(_Section):
     ----------
     train, val
         fastMRI-format HDF5 files or folders (a single path is read as a one-item list). The
-        training loop requires ``train``; ``val`` may be empty (no validation).
+        training loop requires ``train`` or ``synthetic`` (or both, mixed); ``val`` may be
+        empty (no validation). Files may mix coil counts (single- and multi-coil).
+    synthetic
+        The on-the-fly domain-randomised generator (:class:`SyntheticConfig`), or ``None``.
     crop
         Training crop of the readout (image rows, > 0), or ``None`` for the full size.
     batch_size
@@ -161,6 +319,7 @@ class DataConfig(_Section):
     _prefix: ClassVar[str] = "data."
     train: list[str] = field(default_factory=list)
     val: list[str] = field(default_factory=list)
+    synthetic: SyntheticConfig | None = None
     crop: int | None = None
     batch_size: int = 1
     num_workers: int = 0
@@ -234,8 +393,9 @@ class TrainConfig(_Section):
         Checkpoint to resume from, or ``None``.
     init
         A checkpoint whose weights start a new run (fine-tuning), or ``None``; the model's
-        architecture (``model_config``) is taken from it, and the optimiser, schedule and step
-        count start fresh. Ignored when resuming.
+        architecture (``model_config``) is taken from it, except ``memory_free``, which is this
+        configuration's, and the optimiser, schedule and step count start fresh. Ignored when
+        resuming.
     """
 
     model: str = "irim.v1"

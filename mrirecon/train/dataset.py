@@ -93,8 +93,8 @@ class SliceDataset(Dataset):
     Parameters
     ----------
     files
-        fastMRI k-space files (see :func:`find_files`), fully sampled, all with the same number
-        of coils (single- and multi-coil files cannot be mixed).
+        fastMRI k-space files (see :func:`find_files`), fully sampled; single- and multi-coil
+        files may be mixed (training batches are ragged, see :func:`collate`).
     accelerations
         Training draws one per item; validation uses the first.
     center_fractions
@@ -112,8 +112,11 @@ class SliceDataset(Dataset):
         This process's rank in distributed training (part of every training mask's seed;
         passed explicitly, so DataLoader workers need no process group).
     val_repeats
-        Validation only: masks per file (seeds ``seed`` ... ``seed + val_repeats - 1``); item
-        ``r * n_slices + i`` is slice item ``i`` under mask ``r``.
+        Validation only: masks per file and acceleration (seeds ``seed`` ...
+        ``seed + val_repeats - 1``); item ``r * n_slices + i`` is slice item ``i`` under mask
+        ``r``, which is seed ``seed + r % val_repeats`` at ``val_accelerations[r // val_repeats]``.
+    val_accelerations
+        Validation only: the accelerations scored (default: the first of ``accelerations``).
 
     Items are dicts: ``kspace`` complex64 ``(coils, ky, kx)`` (zero where not sampled),
     ``mask`` bool ``(1 | ky, kx)``, ``target`` float32 ``(rows, cols)`` (the file's target in
@@ -128,7 +131,8 @@ class SliceDataset(Dataset):
                  accelerations: Sequence[float] = (4,),
                  center_fractions: Sequence[float] | None = None,
                  mask_kind: MaskKind | str = "random", train: bool, seed: int = 0,
-                 crop: int | None = None, rank: int = 0, val_repeats: int = 1) -> None:
+                 crop: int | None = None, rank: int = 0, val_repeats: int = 1,
+                 val_accelerations: Sequence[float] | None = None) -> None:
         self.files = [Path(f) for f in files]
         if not self.files:
             raise InvalidParameterError("SliceDataset needs at least one file")
@@ -148,30 +152,23 @@ class SliceDataset(Dataset):
         self.crop = None if crop is None else int(crop)
         if int(val_repeats) < 1:
             raise InvalidParameterError(f"val_repeats must be >= 1, got {val_repeats}")
-        self.repeats = 1 if self.train else int(val_repeats)
+        self.val_repeats = int(val_repeats)
+        self.val_accelerations = tuple(float(a) for a in (val_accelerations
+                                                          or self.accelerations[:1]))
+        self.repeats = 1 if self.train else self.val_repeats * len(self.val_accelerations)
         fractions = self.center_fractions or (None,) * len(self.accelerations)
         for accel, fraction in zip(self.accelerations, fractions, strict=True):
             MaskSpec(self.mask_kind, accel, (1, 1), fraction)  # fail early on a bad spec
         self.kspaces = [read_kspace(f) for f in self.files]
         self._check_files()
         self.index = [(i, s) for i, k in enumerate(self.kspaces) for s in range(k.n_slices)]
-        self._val_masks: dict[tuple[int, int], Mask] = {}
+        self._val_masks: dict[tuple[int, int, float], Mask] = {}
 
     def _check_files(self) -> None:
         for path, k in zip(self.files, self.kspaces, strict=True):
             if k.mask is not None:
                 raise InputFileError(path, "carries its own sampling mask (a test/challenge "
                                      "file); training needs fully sampled k-space")
-        coils: dict[int, list[str]] = {}
-        for path, k in zip(self.files, self.kspaces, strict=True):
-            coils.setdefault(k.n_coils, []).append(path.name)
-        if len(coils) > 1:
-            parts = "; ".join(f"{n} coil{'s' * (n > 1)}: {', '.join(names[:3])}"
-                              + (f" (+{len(names) - 3} more)" if len(names) > 3 else "")
-                              for n, names in sorted(coils.items()))
-            raise InvalidParameterError(
-                f"files disagree in coil count ({parts}); train on single-coil or multi-coil "
-                "files, not a mix")
 
     def set_epoch(self, epoch: int) -> None:
         """Select the training masks of ``epoch`` (call before each epoch, in every process)."""
@@ -213,21 +210,35 @@ class SliceDataset(Dataset):
                             seed=int(g.integers(2**32)))
             mask = make_mask(spec).array
         else:
-            accel = self.accelerations[0]
-            mask = self._validation_mask(f, self.seed + repeat).array
+            accel = self.val_accelerations[repeat // self.val_repeats]
+            seed = self.seed + repeat % self.val_repeats
+            mask = self._validation_mask(f, seed, accel).array
         mask_t = torch.from_numpy(np.ascontiguousarray(mask))
         under = torch.where(mask_t, full, torch.zeros((), dtype=full.dtype))
         return {"kspace": under, "mask": mask_t, "target": target, "file": str(path),
                 "slice": s, "acceleration": accel, "crop_top": top,
-                "mask_seed": self.seed + repeat}
+                "mask_seed": self.seed + repeat % self.val_repeats}
 
-    def _validation_mask(self, f: int, seed: int) -> Mask:
-        if (f, seed) not in self._val_masks:
-            cf = None if self.center_fractions is None else self.center_fractions[0]
-            options = MaskOptions(kind=self.mask_kind, acceleration=self.accelerations[0],
+    def _validation_mask(self, f: int, seed: int, accel: float) -> Mask:
+        if (f, seed, accel) not in self._val_masks:
+            cf = None
+            if self.center_fractions is not None and accel in self.accelerations:
+                cf = self.center_fractions[self.accelerations.index(accel)]
+            options = MaskOptions(kind=self.mask_kind, acceleration=accel,
                                   center_fraction=cf, seed=seed)
-            self._val_masks[f, seed] = choose_mask(self.kspaces[f], options, self.files[f].name)
-        return self._val_masks[f, seed]
+            self._val_masks[f, seed, accel] = choose_mask(self.kspaces[f], options,
+                                                          self.files[f].name)
+        return self._val_masks[f, seed, accel]
+
+    def domain(self) -> dict[str, Any]:
+        """What these files cover (a checkpoint's declared domain; see
+        :mod:`mrirecon.models.domain`)."""
+        coils = [k.n_coils for k in self.kspaces]
+        sides = [side for k in self.kspaces for side in k.shape[-2:]]
+        return {"coils": [min(coils), max(coils)], "matrix": [min(sides), max(sides)],
+                "accelerations": [min(self.accelerations), max(self.accelerations)],
+                "mask_kinds": [self.mask_kind.value],
+                "sources": [{"file": p.name} for p in self.files]}
 
 
 def crop_rows(kspace: torch.Tensor, top: int, rows: int) -> torch.Tensor:
@@ -241,11 +252,12 @@ def crop_rows(kspace: torch.Tensor, top: int, rows: int) -> torch.Tensor:
                                             norm="ortho"), dim=-2).contiguous()
 
 
-def collate(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def collate(items: Sequence[dict[str, Any]], ragged: bool = False) -> dict[str, Any]:
     """Stack items into a batch: tensors gain a leading axis, other fields become lists.
 
-    Raises :class:`~mrirecon.errors.InvalidParameterError` naming the files when shapes differ
-    (files of different sizes need ``crop`` or ``batch_size=1``).
+    Items whose tensors differ in shape (coil counts, matrices) raise
+    :class:`~mrirecon.errors.InvalidParameterError` naming the files, or with ``ragged`` stay a
+    list of tensors (the training loop runs item by item anyway).
     """
     if not items:
         raise InvalidParameterError("cannot collate an empty batch")
@@ -254,6 +266,9 @@ def collate(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
         values = [item[key] for item in items]
         if isinstance(first, torch.Tensor):
             shapes = [tuple(v.shape) for v in values]
+            if len(set(shapes)) > 1 and ragged:
+                batch[key] = values
+                continue
             if len(set(shapes)) > 1:
                 seen = ", ".join(f"{Path(it['file']).name}[{it['slice']}] {sh}"
                                  for it, sh in zip(items, shapes, strict=True))

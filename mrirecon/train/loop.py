@@ -43,7 +43,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import ConcatDataset, DataLoader, DistributedSampler
 
 from mrirecon.errors import InvalidParameterError, OutputError
 from mrirecon.fileutil import atomic_path
@@ -51,6 +51,7 @@ from mrirecon.inference import resolve_device
 from mrirecon.metrics import volume_metrics
 from mrirecon.models import registry
 from mrirecon.models.checkpoint import load_checkpoint, save_checkpoint
+from mrirecon.models.domain import merge as merge_domains
 from mrirecon.physics import from_channels
 from mrirecon.recon.base import center_crop
 from mrirecon.recon.learned import call_model, padded_inputs, prepare_batch, run_model
@@ -58,11 +59,16 @@ from mrirecon.train.config import BEST_METRICS, TrainConfig, config_to_dict, sav
 from mrirecon.train.dataset import SliceDataset, collate, find_files
 from mrirecon.train.losses import reconstruction_loss
 from mrirecon.train.state import load_state, save_state, seed_everything, set_rng_state
+from mrirecon.train.synthetic import SyntheticDataset
 
 __all__ = ["LOG_COLUMNS", "train"]
 
 LOG_COLUMNS = ["step", "epoch", "loss", "lr", "seconds", "val_psnr", "val_ssim", "val_nmse"]
 NORMALISATION = "99th percentile of |A^H y| per slice"
+#: ``model_config`` keys that ``init`` takes from this run's configuration, not the checkpoint's:
+#: they change how a model trains (``memory_free``: recompute activations by inversion), not
+#: its weights or maths.
+TRAINING_CHOICES = ("memory_free",)
 
 
 class _Objective(nn.Module):
@@ -154,16 +160,35 @@ def _prepare_out(cfg: TrainConfig, overwrite: bool) -> Path:
     return out
 
 
-def _data(cfg: TrainConfig, rank: int, world: int) -> tuple[SliceDataset, SliceDataset | None]:
-    if not cfg.data.train:
-        raise InvalidParameterError("data.train is empty; give training files or folders")
+class _Mixture(ConcatDataset):
+    """HDF5 slices and generated items in one training set (each keeps its own seeding)."""
+
+    def set_epoch(self, epoch: int) -> None:
+        for part in self.datasets:
+            part.set_epoch(epoch)  # type: ignore[attr-defined]
+
+    def domain(self) -> dict[str, Any]:
+        return merge_domains([part.domain() for part in self.datasets])  # type: ignore
+
+
+def _data(cfg: TrainConfig, rank: int, world: int) -> tuple[Any, SliceDataset | None]:
+    if not cfg.data.train and cfg.data.synthetic is None:
+        raise InvalidParameterError("data.train is empty and data.synthetic is not set; give "
+                                    "training files or folders, or a generator")
     common = {"accelerations": cfg.mask.accelerations,
               "center_fractions": cfg.mask.center_fractions, "mask_kind": cfg.mask.kind,
               "seed": cfg.mask.seed}
-    train_set = SliceDataset(find_files(cfg.data.train), train=True, crop=cfg.data.crop,
-                             rank=rank, **common)
+    parts: list[Any] = []
+    if cfg.data.train:
+        parts.append(SliceDataset(find_files(cfg.data.train), train=True, crop=cfg.data.crop,
+                                  rank=rank, **common))
+    if cfg.data.synthetic is not None:
+        parts.append(SyntheticDataset(cfg.data.synthetic, seed=cfg.mask.seed, rank=rank,
+                                      crop=cfg.data.crop))
+    train_set = parts[0] if len(parts) == 1 else _Mixture(parts)
     val_set = (SliceDataset(find_files(cfg.data.val), train=False,
-                            val_repeats=cfg.mask.val_repeats, **common)
+                            val_repeats=cfg.mask.val_repeats,
+                            val_accelerations=cfg.mask.val_accelerations, **common)
                if cfg.data.val and rank == 0 else None)
     return train_set, val_set
 
@@ -171,16 +196,33 @@ def _data(cfg: TrainConfig, rank: int, world: int) -> tuple[SliceDataset, SliceD
 def _step_loss(net: nn.Module, model: nn.Module, batch: dict[str, Any],
                device: torch.device) -> torch.Tensor:
     """Mean over the batch of each item's loss (each item has its own mask)."""
-    n = batch["kspace"].shape[0]
+    n = len(batch["kspace"])
     total = torch.zeros((), device=device)
     for i in range(n):
-        kspace = batch["kspace"][i : i + 1].to(device, non_blocking=True)
+        kspace = batch["kspace"][i][None].to(device, non_blocking=True)
         mask = batch["mask"][i].to(device, non_blocking=True)
-        target = batch["target"][i : i + 1].to(device, non_blocking=True)
+        target = batch["target"][i][None].to(device, non_blocking=True)
         inputs = prepare_batch(kspace, mask)
         x0, grad, crop = padded_inputs(model, inputs)
         total = total + net(x0, grad, crop, target / inputs.scale[:, None, None].float())
     return total / n
+
+
+def _train_summary(train_set: Any) -> dict[str, Any]:
+    """``train_data`` of checkpoints: HDF5 files and slices, and generated items per epoch."""
+    parts = train_set.datasets if isinstance(train_set, ConcatDataset) else [train_set]
+    out: dict[str, Any] = {}
+    for part in parts:
+        if isinstance(part, SliceDataset):
+            out.update(files=[p.name for p in part.files], slices=len(part))
+        else:
+            out["synthetic_items_per_epoch"] = len(part)
+    return out
+
+
+def _ragged_collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Training batches: items may differ in coils and matrix (each is run on its own)."""
+    return collate(items, ragged=True)
 
 
 #: Draws whose mean is a sampler's (cINN's) validation estimate.
@@ -338,7 +380,11 @@ def train(cfg: TrainConfig, *, progress: Callable[[dict[str, Any]], None] | None
         if meta["name"] != cfg.model:
             raise InvalidParameterError(f"init {cfg.init} holds {meta['name']}, but the "
                                         f"configuration trains {cfg.model}")
-        cfg = dataclasses.replace(cfg, model_config=meta["config"])
+        config = dict(meta["config"])
+        for key in TRAINING_CHOICES:  # how to train, not what to build: this run's choice
+            if key in config and key in cfg.model_config:
+                config[key] = cfg.model_config[key]
+        cfg = dataclasses.replace(cfg, model_config=config)
     train_set, val_set = _data(cfg, rank, world)  # bad data fails before the run folder exists
     out = _prepare_out(cfg, overwrite) if main else Path(cfg.out)
     if main:
@@ -353,7 +399,7 @@ def train(cfg: TrainConfig, *, progress: Callable[[dict[str, Any]], None] | None
     sampler = _EpochSampler(DistributedSampler(train_set, num_replicas=world, rank=rank,
                                                shuffle=True, seed=cfg.seed))
     loader = DataLoader(train_set, batch_size=cfg.data.batch_size, sampler=sampler,
-                        num_workers=cfg.data.num_workers, collate_fn=collate,
+                        num_workers=cfg.data.num_workers, collate_fn=_ragged_collate,
                         pin_memory=device.type == "cuda")
     per_epoch = math.ceil(len(sampler.base) / cfg.data.batch_size)
     total = min(cfg.max_steps or math.inf, (cfg.epochs or math.inf) * per_epoch)
@@ -386,8 +432,8 @@ def train(cfg: TrainConfig, *, progress: Callable[[dict[str, Any]], None] | None
     log = _Log(out, append=same_run, enabled=main, until=step)
     paths = {"last": out / "last.safetensors", "best": out / "best.safetensors",
              "state": out / "state.pt"}
-    extra_meta = {"train_data": {"files": [p.name for p in train_set.files],
-                                 "slices": len(train_set)},
+    extra_meta = {"train_data": _train_summary(train_set),
+                  "domain": train_set.domain(),
                   "mask": config_to_dict(cfg)["mask"], "normalisation": NORMALISATION}
     start = time.perf_counter()
     last_loss, val, interrupted, spread = math.nan, None, False, 0.0
