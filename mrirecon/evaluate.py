@@ -244,6 +244,10 @@ def sweep(paths: Sequence[str | Path], accelerations: Sequence[float], methods: 
             under = undersample(kspace, mask)
             images: dict[str, np.ndarray] = {}
             for name in usable:
+                outside = recons[name].domain_notes(under)
+                if outside and mask_seed == seed:  # once per file, model and rate
+                    out.notes.append(f"{path.name} R={accel:g}: outside the training domain of "
+                                     f"{name}: {'; '.join(outside)}")
                 try:
                     if name in samplers:
                         posterior = recons[name].sample(under)

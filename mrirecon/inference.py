@@ -232,7 +232,8 @@ def reconstruct_file(path: str | Path, out_dir: str | Path, reconstructor: Any,
 def reconstruct_input(item: ReadInput, reconstructor: Any, *,
                       overwrite: bool = False) -> dict[str, Any]:
     """Reconstruct a :class:`ReadInput` and write its image; returns a summary record
-    (``seconds``: reading plus reconstructing and writing)."""
+    (``seconds``: reading plus reconstructing and writing; ``outside_domain``: how the input
+    lies outside a learned model's declared training domain, empty when inside)."""
     from mrirecon.io import save
 
     start = time.perf_counter()
@@ -244,6 +245,7 @@ def reconstruct_input(item: ReadInput, reconstructor: Any, *,
     return {"input": str(item.path), "output": str(out), "files": [str(p) for p in written],
             "method": reconstructor.name,
             "slices": volume.shape[0], "acceleration": accel,
+            "outside_domain": reconstructor.domain_notes(item.kspace),
             "simulated": bool(item.kspace.provenance.get("simulated", False)),
             "seconds": round(item.read_seconds + time.perf_counter() - start, 3),
             "seconds_per_slice": volume.provenance["seconds_per_slice"]}
@@ -294,6 +296,7 @@ def sample_input(item: ReadInput, sampler: Any, *, overwrite: bool = False) -> d
             "files": [str(p) for p in written], "method": sampler.name,
             "slices": posterior.mean.shape[0], "acceleration": accel,
             "samples": sampler.samples, "seed": sampler.seed,
+            "outside_domain": sampler.domain_notes(item.kspace),
             "simulated": bool(item.kspace.provenance.get("simulated", False)),
             "seconds": round(item.read_seconds + time.perf_counter() - start, 3),
             "seconds_per_slice": posterior.mean.provenance["seconds_per_slice"],

@@ -33,6 +33,12 @@ def error_line(message: str) -> None:
     err.print(f"[bold red]error:[/] {escape(one_line)}")
 
 
+def warn_outside_domain(path: Any, notes: list[str]) -> None:
+    """One ``warning:`` line on stderr: ``path`` lies outside the model's training domain."""
+    err.print(f"[yellow]warning:[/] {escape(str(path))}: outside the model's training domain: "
+              f"{escape('; '.join(notes))}")
+
+
 def info(message: str) -> None:
     """A message for people (stderr)."""
     err.print(message)

@@ -1,21 +1,47 @@
-"""``mrirecon models``: the registered model names, their parameter counts and defaults."""
+"""``mrirecon models``: the registered model names, the shipped checkpoints and their domains."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
 from mrirecon.cli._console import emit_json, print_table
 
 
+def _checkpoint_record(path: Path) -> dict[str, Any]:
+    from mrirecon.models.checkpoint import read_metadata
+    from mrirecon.models.domain import describe
+
+    meta = read_metadata(path)
+    domain = (meta.get("extra") or {}).get("domain")
+    return {"file": str(path), "name": meta.get("name"), "domain": domain,
+            "domain_summary": describe(domain)}
+
+
 def models_command(
+    checkpoints: Annotated[list[Path] | None, typer.Argument(
+        help="Checkpoints to describe (default: the shipped ones).", metavar="[CHECKPOINT]...",
+        show_default=False)] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON records.")] = False,
 ) -> None:
-    """List the registered learned models (versioned names for --model checkpoints)."""
+    """List the registered learned models (versioned names for --model checkpoints) and the
+    domain each checkpoint declares: the coils, matrix sizes, accelerations, mask kinds and data
+    sources it was trained on (reconstruct and evaluate warn outside it)."""
+    from mrirecon.models.default import shipped_checkpoints
     from mrirecon.models.registry import list_models
 
+    ckpts = [_checkpoint_record(p) for p in (checkpoints or shipped_checkpoints())]
+    if checkpoints:
+        if json_out:
+            emit_json(ckpts)
+        else:
+            _print_checkpoints(ckpts)
+        return
     records = list_models()
+    for record in records:
+        record["shipped"] = [c for c in ckpts if c["name"] == record["name"]]
     if json_out:
         emit_json(records)
         return
@@ -24,3 +50,10 @@ def models_command(
          r["description"],
          ", ".join(f"{k}={v}" for k, v in r.get("defaults", {}).items()) or r.get("error", "")]
         for r in records])
+    _print_checkpoints(ckpts, title="shipped checkpoints")
+
+
+def _print_checkpoints(ckpts: list[dict[str, Any]], title: str | None = None) -> None:
+    print_table(["checkpoint", "model", "training domain"],
+                [[Path(c["file"]).name, c["name"], c["domain_summary"]] for c in ckpts],
+                title=title)

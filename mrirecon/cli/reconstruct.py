@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from mrirecon.cli._batch import run_batch
-from mrirecon.cli._console import emit_json, info, print_table
+from mrirecon.cli._console import emit_json, info, print_table, warn_outside_domain
 from mrirecon.errors import InvalidParameterError
 from mrirecon.recon.methods import Method
 from mrirecon.sampling.spec import MaskKind
@@ -146,8 +146,12 @@ def reconstruct_command(
 
     def job(item: ReadInput) -> dict:
         if sampling:
-            return sample_input(item, reconstructor, overwrite=overwrite)
-        return reconstruct_input(item, reconstructor, overwrite=overwrite)
+            record = sample_input(item, reconstructor, overwrite=overwrite)
+        else:
+            record = reconstruct_input(item, reconstructor, overwrite=overwrite)
+        if record["outside_domain"]:
+            warn_outside_domain(item.path, record["outside_domain"])
+        return record
 
     if prefetch:
         records, failed = run_batch(inputs, job, reconstructor.name, prepare=read)

@@ -36,6 +36,11 @@ def default_sampler() -> Path:
     return _shipped(DEFAULT_SAMPLER)
 
 
+def shipped_checkpoints() -> list[Path]:
+    """The shipped checkpoints that are present (the default i-RIM, then the default cINN)."""
+    return [p for p in (_FOLDER / DEFAULT_CHECKPOINT, _FOLDER / DEFAULT_SAMPLER) if p.is_file()]
+
+
 def sample_scan() -> Path:
     """The sample fastMRI-format scan (simulated multi-coil k-space of real head slices)."""
     return _shipped(SAMPLE_SCAN)

@@ -56,6 +56,11 @@ class Reconstructor(ABC):
         """Settings recorded in provenance (regularisation weights, iterations, ...)."""
         return {}
 
+    def domain_notes(self, kspace: KSpace) -> list[str]:
+        """Ways ``kspace`` lies outside what this method was made for (learned models: their
+        declared training domain); empty for the classical methods."""
+        return []
+
     def __call__(self, kspace: KSpace) -> Volume:
         if self.needs_coils and not kspace.is_multicoil:
             raise InvalidParameterError(

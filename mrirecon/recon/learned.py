@@ -147,6 +147,18 @@ class LearnedReconstructor(Reconstructor):
                 "checkpoint_sha256": meta.get("sha256"), "checkpoint": meta.get("path"),
                 "precision": "bf16-autocast" if self.amp else "float32"}
 
+    def domain_notes(self, kspace: Any) -> list[str]:
+        """How ``kspace`` (undersampled, its mask in the provenance) falls outside the domain
+        the checkpoint declares (:func:`mrirecon.models.domain.outside`); empty when inside or
+        when the checkpoint declares none."""
+        from mrirecon.models.domain import outside
+
+        domain = (self.metadata.get("extra") or {}).get("domain")
+        mask = kspace.provenance.get("mask") or {}
+        return outside(domain, coils=kspace.n_coils, shape=tuple(kspace.shape[-2:]),
+                       acceleration=mask.get("achieved_acceleration"),
+                       mask_kind=mask.get("kind"))
+
     def reconstruct_batch(self, kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         batch = prepare_batch(kspace, mask)
         image = run_model(self.model, batch, self.amp)[-1]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -70,3 +71,57 @@ def test_evaluate_sweeps_a_checkpoint(simulated_scans, tmp_path) -> None:
     assert result.exit_code == 0, result.output
     methods = {r["method"] for r in json.loads(result.stdout)["records"]}
     assert methods == {"zero-filled", "rim.v1"}
+
+
+DOMAIN = {"coils": [2, 8], "matrix": [32, 128], "accelerations": [2, 12],
+          "mask_kinds": ["random", "equispaced"], "sources": [{"file": "mni152_2009a.nii.gz"}]}
+
+
+@pytest.fixture
+def domain_checkpoint(tmp_path):
+    torch.manual_seed(0)
+    return save_checkpoint(tmp_path / "irim.safetensors", build("irim.v1", TINY["irim.v1"]),
+                           name="irim.v1", config=TINY["irim.v1"], extra={"domain": DOMAIN})
+
+
+def test_domain_warning_for_a_file_outside_and_not_for_one_inside(simulated_scans, tmp_path,
+                                                                    domain_checkpoint) -> None:
+    """MR_small.h5 (4 coils, 64x64) lies inside the declared domain; example4d.h5 (1 coil) does
+    not: one warning line for it, none for the other, and both are reconstructed."""
+    result = runner.invoke(app, ["reconstruct", str(simulated_scans / "MR_small.h5"),
+                                 str(simulated_scans / "example4d.h5"), "--model",
+                                 str(domain_checkpoint), "-o", str(tmp_path / "out"), "--json"])
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1
+    assert "example4d.h5: outside the model's training domain: 1 coil (trained on 2-8)" \
+        in warnings[0]
+    records = {Path(r["input"]).name: r for r in json.loads(result.stdout)}
+    assert records["MR_small.h5"]["outside_domain"] == []
+    assert records["example4d.h5"]["outside_domain"] == ["1 coil (trained on 2-8)"]
+    # another mask kind than the declared ones, on the file inside
+    result = runner.invoke(app, ["reconstruct", str(simulated_scans / "MR_small.h5"),
+                                 "--model", str(domain_checkpoint), "--mask-kind", "poisson",
+                                 "-o", str(tmp_path / "out2")])
+    assert result.exit_code == 0, result.output
+    assert "poisson mask (trained on random, equispaced)" in result.stderr
+
+
+def test_evaluate_notes_files_outside_the_domain(simulated_scans, domain_checkpoint) -> None:
+    result = runner.invoke(app, ["evaluate", str(simulated_scans / "MR_small.h5"),
+                                 str(simulated_scans / "example4d.h5"), "--accel", "4",
+                                 "--model", str(domain_checkpoint), "--json"])
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if "training domain" in line]
+    assert len(warnings) == 1 and "example4d.h5 R=4" in warnings[0]
+
+
+def test_models_shows_a_checkpoints_domain(domain_checkpoint) -> None:
+    result = runner.invoke(app, ["models", str(domain_checkpoint), "--json"])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)[0]
+    assert record["domain"] == DOMAIN
+    assert record["domain_summary"].startswith("2-8 coils; 32-128 px per side; 2-12x")
+    shipped = json.loads(runner.invoke(app, ["models", "--json"]).stdout)
+    irim = next(r for r in shipped if r["name"] == "irim.v1")
+    assert [Path(c["file"]).name for c in irim["shipped"]] == ["irim-default.safetensors"]

@@ -63,10 +63,29 @@ def test_index_counts_slices_from_metadata(single: Path, tmp_path: Path) -> None
     assert ds.index[24] == (1, 0)
 
 
-def test_mixed_coil_counts_are_an_error(simulated_scans: Path) -> None:
-    with pytest.raises(InvalidParameterError, match=r"coil count.*1 coil: example4d\.h5.*"
-                       r"4 coils: MR_small\.h5"):
-        SliceDataset(find_files(simulated_scans), train=False)
+def test_mixed_coil_counts_batch_ragged_and_validate_at_each_rate(simulated_scans: Path) -> None:
+    """Single- and multi-coil files in one set: training batches keep a list per item
+    (``ragged``), a stacked batch of them names the files; validation scores every rate of
+    ``val_accelerations`` x ``val_repeats`` masks."""
+    ds = SliceDataset(find_files(simulated_scans), train=True, accelerations=[4])
+    items = [ds[0], ds[len(ds) - 1]]
+    assert {it["kspace"].shape[0] for it in items} == {1, 4}
+    batch = collate(items, ragged=True)
+    assert [k.shape[0] for k in batch["kspace"]] == [it["kspace"].shape[0] for it in items]
+    with pytest.raises(InvalidParameterError, match="different shapes"):
+        collate(items)
+    val = SliceDataset(find_files(simulated_scans), train=False, val_repeats=2,
+                       val_accelerations=[4, 8])
+    assert len(val) == 25 * 4
+    seen = {(val.volume_of(i), val[i]["acceleration"], val[i]["mask_seed"])
+            for i in range(0, len(val), 25)}
+    assert {(a, s) for _, a, s in seen} == {(4.0, 0), (4.0, 1), (8.0, 0), (8.0, 1)}
+    assert domain_of(val) == {"coils": [1, 4], "matrix": [48, 64]}
+
+
+def domain_of(ds: SliceDataset) -> dict:
+    d = ds.domain()
+    return {"coils": d["coils"], "matrix": d["matrix"]}
 
 
 @pytest.mark.parametrize("train", [False, True])
