@@ -126,3 +126,41 @@ def test_flops_tiny_counts_the_rim_exactly() -> None:
 
     steps = read_metadata(default_checkpoint())["config"]["steps"]  # the shipped i-RIM's
     assert rows["irim.v1"]["fft_flops_per_slice"] == pytest.approx(steps * 2 * fft)
+
+
+def test_generalisation_suite_run_reports_per_domain_and_paired_gains(simulated_scans,
+                                                                       tiny_checkpoints,
+                                                                       tmp_path) -> None:
+    """``generalisation.py run`` on a two-domain suite (the simulated MR_small and example4d
+    scans under suite names): one row per (domain, coil group, R, method), record counts equal to
+    files x mask repeats, and gains that are the mean of the paired PSNR differences."""
+    import shutil
+
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    files = [("mr-small_c04.h5", "MR_small.h5", "mr-small", 4),
+             ("epi_c01.h5", "example4d.h5", "epi", 1)]
+    for name, source, _, _ in files:
+        shutil.copy(simulated_scans / source, suite / name)
+    (suite / "suite.json").write_text(json.dumps({"files": [
+        {"file": name, "domain": domain, "coils": coils} for name, _, domain, coils in files]}))
+    data = run("bench/generalisation.py", "run", str(suite), "--methods", "zero-filled",
+               "--model", str(tiny_checkpoints["irim"]), "--accel", "4", "--mask-repeats", "2",
+               "--device", "cpu", "--markdown", str(tmp_path / "suite.md"))
+    assert "simulated from magnitude images" in data["note"]
+    rows = {(r["domain"], r["coil_group"], r["method"]): r for r in data["results"]}
+    label = Path(tiny_checkpoints["irim"]).stem
+    assert set(rows) == {("mr-small", "multi", "zero-filled"), ("mr-small", "multi", label),
+                         ("epi", "single", "zero-filled"), ("epi", "single", label)}
+    assert all(r["records"] == 2 and r["failed"] == 0 for r in rows.values())
+    records = data["records"]
+    for group, domain in (("multi", "mr-small"), ("single", "epi")):
+        name = next(f for f, _, d, _ in files if d == domain)
+        zero = {r["mask_seed"]: r["psnr"] for r in records
+                if r["file"] == name and r["method"] == "zero-filled"}
+        gains = [r["psnr"] - zero[r["mask_seed"]] for r in records
+                 if r["file"] == name and r["method"] == label]
+        summary = next(s for s in data["gain_vs_zero_filled"] if s["coil_group"] == group)
+        assert summary["psnr_gain_mean"] == pytest.approx(sum(gains) / len(gains))
+        assert summary["worst_domain"] == domain
+    assert "| mr-small |" in (tmp_path / "suite.md").read_text()
