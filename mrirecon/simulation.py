@@ -100,9 +100,14 @@ def simulate_file(path: Path, out_dir: Path, params: SimulationParams, *,
             "seconds": round(time.perf_counter() - start, 3)}
 
 
-def write_simulated(out: Path, volume: Volume, sim: dict[str, Any], params: SimulationParams,
-                    *, overwrite: bool = False) -> Path:
-    """Write a simulated volume as a complete fastMRI-format dataset file."""
+def write_simulated(out: Path, volume: Volume, sim: dict[str, Any],
+                    params: SimulationParams | dict[str, Any], *, overwrite: bool = False,
+                    provenance: dict[str, Any] | None = None) -> Path:
+    """Write a simulated volume as a complete fastMRI-format dataset file.
+
+    ``params`` is what made the k-space (:class:`SimulationParams`, or any JSON-able record of
+    another simulation, e.g. the validation suite's); ``provenance`` adds entries to the file's.
+    """
     from mrirecon.io.fastmri_h5 import write_dataset
     from mrirecon.io.ismrmrd import build_header
 
@@ -117,7 +122,8 @@ def write_simulated(out: Path, volume: Volume, sim: dict[str, Any], params: Simu
     )
     provenance = {
         "simulated": True, "mrirecon_version": __version__, "source": volume.source,
-        "simulation": params.to_dict(), "source_header": volume.header.get("format"),
+        "simulation": params.to_dict() if isinstance(params, SimulationParams) else params,
+        "source_header": volume.header.get("format"), **(provenance or {}),
     }
     target_name = "reconstruction_esc" if coils == 1 else "reconstruction_rss"
     attrs = {

@@ -123,8 +123,9 @@ class SliceDataset(Dataset):
     :func:`~mrirecon.io.fastmri_h5.preferred_targets` order, else the RSS of the fully sampled
     image, centre-cropped to the recon size and then cropped like the k-space), ``file`` (str),
     ``slice`` (int), ``acceleration`` (float, requested), ``crop_top`` (first kept image
-    row; 0 without a crop) and ``mask_seed`` (validation: the seed of the file's mask; training:
-    the base ``seed``).
+    row; 0 without a crop), ``mask_seed`` (validation: the seed of the file's mask; training:
+    the base ``seed``), ``mask_kind`` and ``coils``: the keys of
+    :class:`~mrirecon.train.synthetic.SyntheticDataset` items, so the two mix in one batch.
     """
 
     def __init__(self, files: Sequence[str | os.PathLike], *,
@@ -217,7 +218,8 @@ class SliceDataset(Dataset):
         under = torch.where(mask_t, full, torch.zeros((), dtype=full.dtype))
         return {"kspace": under, "mask": mask_t, "target": target, "file": str(path),
                 "slice": s, "acceleration": accel, "crop_top": top,
-                "mask_seed": self.seed + repeat % self.val_repeats}
+                "mask_seed": self.seed + repeat % self.val_repeats,
+                "mask_kind": self.mask_kind.value, "coils": int(under.shape[0])}
 
     def _validation_mask(self, f: int, seed: int, accel: float) -> Mask:
         if (f, seed, accel) not in self._val_masks:

@@ -166,31 +166,22 @@ def simulate(magnitude: np.ndarray, domain_index: int, coils: int, noise: float
 
 
 def write_file(out: Path, domain: str, coils: int, image: Image, overwrite: bool) -> dict:
-    """Simulate and write one suite file as :func:`mrirecon.simulation.write_simulated` does."""
-    from mrirecon import __version__
-    from mrirecon.data import voxel_sizes
-    from mrirecon.io.fastmri_h5 import write_dataset
-    from mrirecon.io.ismrmrd import build_header
+    """Simulate one suite file and write it with :func:`mrirecon.simulation.write_simulated`."""
+    from mrirecon.data import Volume
+    from mrirecon.simulation import write_simulated
 
     _, source, noise = DOMAINS[domain]
     index = ORDER[domain]
     data, affine, header = image
     kspace, target = simulate(data / data.max(), index, coils, noise)
     slices, _, rows, cols = kspace.shape
-    slice_mm, row_mm, col_mm = voxel_sizes(affine)
-    fov = (rows * row_mm, cols * col_mm, slice_mm)
-    xml = build_header(encoded_matrix=(rows, cols, 1), encoded_fov_mm=fov,
-                       recon_matrix=(rows, cols, 1), recon_fov_mm=fov, coils=coils)
-    provenance = {"suite": SUITE, "domain": domain, "coils": coils, "source_file": source,
-                  "simulated": True, "mrirecon_version": __version__,
-                  "simulation": {"seed": [SEED, index, coils], "noise": noise,
-                                 "coil_maps": "loop_maps ellipse" if coils > 1 else "one loop"}}
-    attrs = {"max": float(target.max()), "norm": float(np.linalg.norm(target)),
-             "acquisition": "SIMULATED", "patient_id": domain, "simulated": True}
-    target_name = "reconstruction_esc" if coils == 1 else "reconstruction_rss"
-    write_dataset(out, kspace if coils > 1 else kspace[:, 0], header_xml=xml,
-                  targets={target_name: target}, attrs=attrs, affine=affine,
-                  image_header=header, provenance=provenance, overwrite=overwrite)
+    volume = Volume(data=data, affine=affine, header=header or {}, source=source)
+    simulation = {"seed": [SEED, index, coils], "noise": noise, "coils": coils,
+                  "coil_maps": "loop_maps ellipse" if coils > 1 else "one loop"}
+    write_simulated(out, volume, {"kspace": kspace, "target": target, "affine": affine},
+                    simulation, overwrite=overwrite,
+                    provenance={"suite": SUITE, "domain": domain, "coils": coils,
+                                "source_file": source})
     return {"file": out.name, "domain": domain, "coils": coils, "slices": slices,
             "matrix": [rows, cols], "source": source, "noise": noise}
 

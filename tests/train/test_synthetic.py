@@ -173,3 +173,17 @@ def test_resume_with_the_generator_is_exact_and_memory_free_matches(source, tmp_
     d = load_checkpoint(tmp_path / "d" / "last.safetensors")[0].state_dict()
     for key in c:
         torch.testing.assert_close(c[key], d[key], atol=1e-4, rtol=1e-3)
+
+
+def test_hdf5_files_and_the_generator_mix_in_one_run(source, train_val_folders, tmp_path) -> None:
+    """``data.train`` and ``data.synthetic`` together: batches hold items of both (ragged), and
+    the checkpoint's domain is the union of the two."""
+    cfg = run_config(source, tmp_path / "mix", "max_steps=4", "data.batch_size=4",
+                     f"data.train=[{train_val_folders / 'train'}]")
+    summary = train(cfg)
+    assert summary["steps"] == 4 and not summary["interrupted"]
+    meta = read_metadata(tmp_path / "mix" / "last.safetensors")["extra"]
+    assert meta["train_data"]["files"] == ["example4d.h5"]
+    assert meta["train_data"]["synthetic_items_per_epoch"] == 12
+    assert meta["domain"]["coils"] == [1, 4]
+    assert {s["file"] for s in meta["domain"]["sources"]} >= {"example4d.h5", "epi.npy"}
