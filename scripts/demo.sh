@@ -4,6 +4,6 @@
 # i-RIM, with the fastMRI metrics table, NIfTI outputs and a PNG panel in ./demo-out/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh plots  # matplotlib: the PNG panel is the first thing a user looks at
 venv="${MRIRECON_VENV:-${VIRTUAL_ENV:-.venv}}"
 exec "$venv/bin/mrirecon" demo -o demo-out --overwrite
