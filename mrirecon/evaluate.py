@@ -132,7 +132,7 @@ def sweep(paths: Sequence[str | Path], accelerations: Sequence[float], methods: 
         ``cs``).
     mask_kind, center_fraction, seed
         The mask: per file and acceleration, the :class:`~mrirecon.sampling.MaskSpec` that
-        :func:`~mrirecon.inference.choose_mask` draws with seed
+        :func:`~mrirecon.sampling.draw_mask` draws with seed
         ``seed_from_name(path.name, seed)``, so the numbers agree with files written by
         ``mrirecon reconstruct --accel R --seed seed``.
     mask_repeats
@@ -186,15 +186,9 @@ def sweep(paths: Sequence[str | Path], accelerations: Sequence[float], methods: 
     MriReconError
         A reconstruction whose shape differs from the reference's; nothing computed.
     """
-    from mrirecon.inference import (
-        MaskOptions,
-        choose_mask,
-        prepare_kspace,
-        reference_image,
-        undersample,
-    )
+    from mrirecon.inference import prepare_kspace, reference_image, undersample
     from mrirecon.recon.methods import build_reconstructor
-    from mrirecon.sampling import MaskKind
+    from mrirecon.sampling import MaskKind, MaskOptions, draw_mask
 
     accels, names = check_sweep_options(accelerations, methods, mask_kind=mask_kind,
                                         center_fraction=center_fraction)
@@ -204,7 +198,7 @@ def sweep(paths: Sequence[str | Path], accelerations: Sequence[float], methods: 
         check_sampling(samples, temperature, None)
     recons = {m: build_reconstructor(m, device=device, batch_size=batch_size) for m in names}
     for checkpoint in models:
-        learned = build_reconstructor("zero-filled", model=checkpoint, device=device,
+        learned = build_reconstructor(model=checkpoint, device=device,
                                       batch_size=batch_size)
         recons[learned.name] = learned
     samplers = _samplers(recons, names, samples, temperature, sample_seed)
@@ -236,7 +230,7 @@ def sweep(paths: Sequence[str | Path], accelerations: Sequence[float], methods: 
             else:
                 usable.append(name)
         keep_panels = out.panel_file is None and bool(usable)
-        masks = {(accel, s): choose_mask(kspace, MaskOptions(  # all drawn (and checked) first
+        masks = {(accel, s): draw_mask(kspace.shape[-2:], MaskOptions(  # all drawn first
             kind=MaskKind(mask_kind), acceleration=accel, center_fraction=center_fraction,
             seed=s), path.name) for accel in accels for s in seeds}
         for (accel, mask_seed), mask in masks.items():

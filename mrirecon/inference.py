@@ -5,8 +5,9 @@ models. The steps, each usable on its own:
 
 1. :func:`prepare_kspace` reads an input: fastMRI k-space lazily, or a DICOM/NIfTI image volume
    that is *simulated* into multi-coil k-space first (recorded in the provenance);
-2. :func:`choose_mask` keeps a mask the file carries, or draws a deterministic per-file mask
-   from a :class:`MaskOptions` (seed from the file name, the same on every machine);
+2. a mask the file carries is kept; otherwise :func:`~mrirecon.sampling.draw_mask` draws a
+   deterministic per-file mask from a :class:`~mrirecon.sampling.MaskOptions` (seed from the
+   file name, the same on every machine);
 3. :func:`undersample` zeroes the unsampled k-space lazily, slice by slice;
 4. a :class:`~mrirecon.recon.Reconstructor` turns k-space into a
    :class:`~mrirecon.data.Volume`;
@@ -26,36 +27,8 @@ from typing import Any
 import numpy as np
 
 from mrirecon.data import KSpace, Volume
-from mrirecon.errors import InputFileError, MriReconError
-from mrirecon.sampling import Mask, MaskKind, MaskSpec, load_mask, make_mask, seed_from_name
-
-
-def resolve_device(name: str = "auto") -> Any:
-    """``"auto"`` -> CUDA if available else CPU; ``"cuda"`` without a GPU is an error."""
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise MriReconError(
-            f"CUDA was requested (--device {name}) but no CUDA device is available; "
-            "use --device cpu or auto"
-        )
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise MriReconError(f"unknown device {name!r}; expected auto, cpu or cuda") from None
-
-
-@dataclass(frozen=True)
-class MaskOptions:
-    """How to undersample fully sampled inputs (files with their own mask keep it)."""
-
-    kind: MaskKind = MaskKind.RANDOM
-    acceleration: float = 4.0
-    center_fraction: float | None = None
-    seed: int = 0
-    mask_file: Path | None = None
+from mrirecon.errors import InputFileError
+from mrirecon.sampling import Mask, MaskOptions, draw_mask, seed_from_name
 
 
 def prepare_kspace(path: str | Path, *, series: str | None = None,
@@ -91,29 +64,6 @@ def simulate_in_memory(volume: Volume, path: str | Path, simulation: Any = None)
         image_header=volume.header, source=str(path),
         provenance={"simulated": True, "simulation": params.to_dict()},
     )
-
-
-def choose_mask(kspace: KSpace, options: MaskOptions, name: str) -> Mask | None:
-    """The mask to apply: ``None`` if the file carries its own, else one from ``options``.
-
-    Without ``options.mask_file``, the mask is drawn from a :class:`MaskSpec` whose seed is
-    :func:`~mrirecon.sampling.seed_from_name` of ``name`` and ``options.seed``: the same file
-    gets the same mask in every run, process and machine.
-    """
-    if kspace.mask is not None:
-        return None
-    ky, kx = kspace.shape[-2:]
-    if options.mask_file is not None:
-        mask = load_mask(options.mask_file)
-        if mask.array.shape[-1] != kx or mask.array.shape[0] not in (1, ky):
-            raise InputFileError(
-                options.mask_file, f"mask is {mask.array.shape[0]}x{mask.array.shape[1]} but "
-                f"{name} has k-space {ky}x{kx} (rows x columns)")
-        return mask
-    spec = MaskSpec(kind=options.kind, acceleration=options.acceleration, shape=(ky, kx),
-                    center_fraction=options.center_fraction,
-                    seed=seed_from_name(name, base_seed=options.seed))
-    return make_mask(spec)
 
 
 class MaskedSource:
@@ -171,9 +121,8 @@ def _undersampled(path: Path, options: MaskOptions, series: str | None,
 
     kspace = prepare_kspace(path, series=series)
     check_writable(outputs(kspace), overwrite)
-    mask = choose_mask(kspace, options, path.name)
-    if mask is not None:
-        return kspace, undersample(kspace, mask)
+    if kspace.mask is None:
+        return kspace, undersample(kspace, draw_mask(kspace.shape[-2:], options, path.name))
     return kspace, replace(kspace, provenance={**kspace.provenance,
                                                "mask": mask_record(kspace.mask)})
 

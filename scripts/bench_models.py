@@ -21,7 +21,7 @@ import torch
 
 from mrirecon.models.invertible import saved_tensor_bytes
 from mrirecon.models.registry import build
-from mrirecon.recon.learned import gradient_channels, prepare_batch
+from mrirecon.recon.model_inputs import gradient_channels, prepare_batch
 from mrirecon.sampling import MaskSpec, make_mask
 
 

@@ -22,17 +22,12 @@ import torch
 from conftest import TINY_MODELS as TINY  # tests/ is on sys.path (pytest's rootdir conftest)
 from typer.testing import CliRunner
 
-from mrirecon.inference import (
-    MaskOptions,
-    choose_mask,
-    prepare_kspace,
-    reference_image,
-    undersample,
-)
+from mrirecon.inference import prepare_kspace, reference_image, undersample
 from mrirecon.models.checkpoint import load_checkpoint, save_checkpoint
 from mrirecon.models.registry import build
-from mrirecon.recon.learned import padded_inputs, prepare_batch, run_model
 from mrirecon.recon.methods import build_reconstructor
+from mrirecon.recon.model_inputs import padded_inputs, prepare_batch, run_model
+from mrirecon.sampling import MaskOptions, draw_mask
 from mrirecon.train.losses import reconstruction_loss
 
 pytestmark = pytest.mark.cuda
@@ -77,7 +72,7 @@ def undersampled(path: Path, acceleration: float = 4):
     """``(fully sampled, undersampled)`` k-space of ``path`` with the per-file random mask
     ``mrirecon reconstruct --accel`` draws."""
     full = prepare_kspace(path)
-    mask = choose_mask(full, MaskOptions(acceleration=acceleration), path.name)
+    mask = draw_mask(full.shape[-2:], MaskOptions(acceleration=acceleration), path.name)
     return full, undersample(full, mask)
 
 
@@ -90,7 +85,7 @@ def test_inference_on_cuda_matches_cpu(name, scan, checkpoints, simulated_scans,
     _, kspace = undersampled(simulated_scans / scan)
     images = {}
     for device in ("cpu", "cuda"):
-        recon = build_reconstructor("zero-filled", model=checkpoints[name], device=device)
+        recon = build_reconstructor(model=checkpoints[name], device=device)
         volume = recon(kspace)
         assert volume.provenance["device"] == device
         images[device] = volume.data
@@ -158,7 +153,7 @@ def test_default_irim_bf16_autocast_psnr_within_0p05_db_of_float32() -> None:
     reference = reference_image(full)
     images, scores = {}, {}
     for amp in (False, True):
-        recon = build_reconstructor("zero-filled", model=default_checkpoint(), device="cuda",
+        recon = build_reconstructor(model=default_checkpoint(), device="cuda",
                                     amp=amp)
         assert recon.parameters()["precision"] == ("bf16-autocast" if amp else "float32")
         images[amp] = recon(kspace).data

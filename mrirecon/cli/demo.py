@@ -26,16 +26,18 @@ def demo_command(
     OUT/report/ with the fastMRI metrics (CSV/JSON) and panel_R4.png.
     """
     from mrirecon import evaluate, report
+    from mrirecon.device import resolve_device
     from mrirecon.fileutil import check_writable
-    from mrirecon.inference import MaskOptions, reconstruct_file, resolve_device
+    from mrirecon.inference import reconstruct_file
     from mrirecon.io import output_path
     from mrirecon.models.default import default_checkpoint, sample_scan
     from mrirecon.recon.methods import build_reconstructor
+    from mrirecon.sampling import MaskOptions
 
     sample, checkpoint = sample_scan(), default_checkpoint()
     torch_device = resolve_device(device)
     recons = [build_reconstructor(m, device=torch_device) for m in ("zero-filled", "cs")]
-    recons.append(build_reconstructor("zero-filled", model=checkpoint, device=torch_device))
+    recons.append(build_reconstructor(model=checkpoint, device=torch_device))
     outputs = [output_path(sample, out_dir / r.name, "nifti") for r in recons]
     report_dir = out_dir / "report"
     check_writable([*outputs, *report.report_files(report_dir, [accel],

@@ -122,7 +122,7 @@ def evaluate_command(
                        overwrite)
 
     if sweep_mode:
-        from mrirecon.inference import resolve_device
+        from mrirecon.device import resolve_device
 
         with _progress() as step:
             records = evaluate.sweep(

@@ -91,52 +91,20 @@ def reconstruct_command(
     With --samples N, a conditional invertible network draws N images from the posterior:
     the outputs are their mean and pixelwise standard deviation (the uncertainty map).
     """
-    from mrirecon.inference import (
-        MaskOptions,
-        ReadInput,
-        read_input,
-        reconstruct_input,
-        resolve_device,
-        sample_input,
-    )
+    from mrirecon.device import resolve_device
+    from mrirecon.inference import ReadInput, read_input, reconstruct_input, sample_input
     from mrirecon.recon.methods import build_reconstructor
-    from mrirecon.sampling import MaskSpec
+    from mrirecon.sampling import MaskOptions
 
     sampling = samples is not None
-    if sampling:
-        from mrirecon.recon.posterior import check_sampling
-
-        check_sampling(samples, temperature, sample_batch)
-        if method is not None:
-            raise InvalidParameterError(f"--samples needs a cINN model; --method {method.value} "
-                                        "cannot sample")
-    elif save_samples or sample_batch is not None:
-        raise InvalidParameterError("--save-samples and --sample-batch need --samples N")
-
-    if mask_file is None:  # check the spec before any file is touched (exit code 2)
-        MaskSpec(kind=mask_kind, acceleration=accel, shape=(1, 1024),
-                 center_fraction=center_fraction)
-    solver = {k: v for k, v in (("lamda", lamda), ("max_iter", max_iter)) if v is not None}
-    if model is not None and method is not None:
-        raise InvalidParameterError(f"give --model or --method {method.value}, not both")
-    if solver and method not in (Method.SENSE, Method.CS):
-        what = method.value if method is not None else (model or "the default model")
-        raise InvalidParameterError(f"--lamda/--max-iter apply to sense and cs, not to {what}")
-    if model is None and method is None:
-        from mrirecon.models.default import default_checkpoint, default_sampler
-
-        model = default_sampler() if sampling else default_checkpoint()
-    reconstructor = build_reconstructor(method or Method.ZERO_FILLED, device=resolve_device(device),
-                                        batch_size=batch_size, model=model, amp=amp, **solver)
-    if sampling:
-        if not hasattr(reconstructor, "sample"):
-            raise InvalidParameterError(
-                f"--samples needs a model that can sample (cinn.v1); {model} is "
-                f"{reconstructor.name}")
-        reconstructor.configure(samples=samples, temperature=temperature,
-                                sample_batch=sample_batch, seed=sample_seed)
+    if save_samples and not sampling:
+        raise InvalidParameterError("--save-samples needs --samples N")
     options = MaskOptions(kind=mask_kind, acceleration=accel, center_fraction=center_fraction,
-                          seed=seed, mask_file=mask_file)
+                          seed=seed, mask_file=mask_file)  # checked before any file is touched
+    reconstructor = build_reconstructor(
+        method, model=model, device=resolve_device(device), batch_size=batch_size, amp=amp,
+        samples=samples, temperature=temperature, sample_batch=sample_batch,
+        sample_seed=sample_seed, lamda=lamda, max_iter=max_iter)
     out_fmt = _FORMATS[fmt] if fmt else None
 
     def read(path: Path) -> ReadInput:

@@ -67,7 +67,7 @@ def train_command(
     last.safetensors and state.pt.
     --resume RUN_DIR without a CONFIG continues with the run's saved config.yaml.
     """
-    from mrirecon.inference import resolve_device
+    from mrirecon.device import resolve_device
     from mrirecon.train.config import load_config
     from mrirecon.train.loop import train
 

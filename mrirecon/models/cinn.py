@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -53,7 +52,8 @@ from mrirecon.models.irim import IRIM, IRIMConfig
 
 __all__ = ["CINN", "CINNConfig"]
 
-GradFn = Callable[[Tensor], Tensor]
+from mrirecon.models.protocols import GradFn
+
 _EPS = 1e-12  # inside the square root of the magnitude of two channels
 _CONDITIONERS = ("zero-filled", "irim")
 

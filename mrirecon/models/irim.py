@@ -21,7 +21,6 @@ architecture).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -29,8 +28,7 @@ from torch import Tensor, nn
 
 from mrirecon.models.invertible import InvertibleModule, InvertibleSequence
 from mrirecon.models.iunet import IUNet
-
-GradFn = Callable[[Tensor], Tensor]
+from mrirecon.models.protocols import GradFn
 
 
 @dataclass
@@ -109,7 +107,7 @@ class IRIM(nn.Module):
     ``forward(x0, grad_fn)`` takes the initial estimate ``(B, 2, H, W)`` (real and imaginary
     channels) and returns a one-element list with the final estimate (the RIM's interface returns
     every step; the i-RIM is trained on its last). ``H`` and ``W`` must be multiples of
-    ``IUNet.required_multiple``; pad with :func:`mrirecon.models.iunet.pad_to_multiple`.
+    ``IUNet.required_multiple``; pad with :func:`mrirecon.padding.pad_to_multiple`.
     """
 
     def __init__(self, config: IRIMConfig | None = None) -> None:

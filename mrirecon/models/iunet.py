@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from mrirecon.models.invertible import (
@@ -26,7 +25,7 @@ from mrirecon.models.invertible import (
     OrthogonalUpsample,
 )
 
-__all__ = ["IUNet", "pad_to_multiple", "required_multiple", "unpad"]
+__all__ = ["IUNet", "required_multiple"]
 
 
 def required_multiple(levels: int) -> int:
@@ -34,21 +33,6 @@ def required_multiple(levels: int) -> int:
     if levels < 1:
         raise ValueError(f"levels must be >= 1, got {levels}")
     return 2 ** (levels - 1)
-
-
-def pad_to_multiple(x: Tensor, multiple: int) -> tuple[Tensor, tuple[int, int, int, int]]:
-    """Zero-pad the last two dimensions of ``x`` (split evenly, extra on the right/bottom) up to
-    multiples of ``multiple``. Returns the padded tensor and ``pad = (left, right, top, bottom)``
-    for :func:`unpad`."""
-    ph, pw = (-x.shape[-2]) % multiple, (-x.shape[-1]) % multiple
-    pad = (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)
-    return (F.pad(x, pad) if any(pad) else x), pad
-
-
-def unpad(x: Tensor, pad: tuple[int, int, int, int]) -> Tensor:
-    """Undo :func:`pad_to_multiple`."""
-    left, right, top, bottom = pad
-    return x[..., top : x.shape[-2] - bottom, left : x.shape[-1] - right]
 
 
 class _Skip(InvertibleModule):
@@ -81,7 +65,8 @@ class IUNet(InvertibleModule):
         channels and both halves must be non-empty and equal.
     levels : int
         Resolution levels (1 = no downsampling). H and W must be multiples of
-        :func:`required_multiple` ``(levels)``; use :func:`pad_to_multiple` / :func:`unpad`.
+        :func:`required_multiple` ``(levels)``; use :func:`mrirecon.padding.pad_to_multiple`
+        and :func:`~mrirecon.padding.center_crop`.
     blocks_per_level : int or sequence of int
         Additive couplings per level and direction (one count per level, top first).
     hidden : int

@@ -26,15 +26,14 @@ for reconstructing heterogeneous MRI data. Medical Image Analysis 53:64-78, 2019
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from mrirecon.errors import InvalidParameterError
+from mrirecon.models.protocols import GradFn
 
-GradFn = Callable[[Tensor], Tensor]
 """A gradient callable: estimate ``(B, C, H, W)`` -> gradient of the same shape."""
 
 

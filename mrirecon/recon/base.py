@@ -20,6 +20,7 @@ import torch
 from mrirecon import __version__
 from mrirecon.data import KSpace, Volume
 from mrirecon.errors import InvalidParameterError
+from mrirecon.padding import center_crop
 
 
 class Reconstructor(ABC):
@@ -126,14 +127,6 @@ def recon_size(kspace: KSpace) -> tuple[int, int]:
     if kspace.recon_matrix is None:
         return ky, kx
     return min(int(kspace.recon_matrix[0]), ky), min(int(kspace.recon_matrix[1]), kx)
-
-
-def center_crop(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Crop the last two axes to ``size`` around the centre (fastMRI's ``center_crop``)."""
-    rows, cols = size
-    top = (image.shape[-2] - rows) // 2
-    left = (image.shape[-1] - cols) // 2
-    return image[..., top : top + rows, left : left + cols]
 
 
 def output_affine(kspace: KSpace, full: tuple[int, int], size: tuple[int, int]) -> np.ndarray:

@@ -1,12 +1,26 @@
-"""Method names -> reconstructors (classical ones here; learned models join via the registry)."""
+"""Method names and checkpoints -> reconstructors: the library chooses, the CLI only asks.
+
+:func:`build_reconstructor` owns every rule of the choice: a classical method or a learned
+model, never both; with neither, the shipped default (the i-RIM, or with ``samples`` the cINN);
+solver options only for SENSE and CS; sampling settings checked and only for a model that can
+sample. A checkpoint is loaded with :func:`~mrirecon.models.checkpoint.load_checkpoint` (never
+unpickled) and becomes a :class:`~mrirecon.recon.learned.LearnedReconstructor`, or a
+:class:`~mrirecon.recon.posterior.PosteriorSampler` when its model is a
+:class:`~mrirecon.models.protocols.SamplingModel`. sigpy and torch models are imported only when
+asked for.
+"""
 
 from __future__ import annotations
 
 from enum import Enum
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from mrirecon.errors import InvalidParameterError
 
 if TYPE_CHECKING:  # torch stays unloaded until a reconstructor is built
     from mrirecon.recon.base import Reconstructor
+    from mrirecon.recon.learned import LearnedReconstructor
 
 
 class Method(str, Enum):
@@ -17,19 +31,72 @@ class Method(str, Enum):
     CS = "cs"
 
 
-def build_reconstructor(method: Method | str, *, device: Any = "cpu", batch_size: int = 8,
-                        model: Any = None, amp: bool = False, **params: Any) -> Reconstructor:
-    """Make the reconstructor for ``method``; ``params`` go to its constructor (e.g. ``lamda``).
+#: Methods that take ``lamda`` and ``max_iter``.
+SOLVER_METHODS = (Method.SENSE, Method.CS)
 
-    ``model`` (a checkpoint path) gives the learned model's reconstructor instead (``amp``:
-    bfloat16 autocast on CUDA); sigpy-based methods and models are imported only when asked
-    for.
+
+def build_reconstructor(method: Method | str | None = None, *, model: str | Path | None = None,
+                        device: Any = "cpu", batch_size: int = 8, amp: bool = False,
+                        samples: int | None = None, temperature: float = 1.0,
+                        sample_batch: int | None = None, sample_seed: int = 0,
+                        lamda: float | None = None,
+                        max_iter: int | None = None) -> Reconstructor:
+    """The reconstructor for a classical ``method`` or a checkpoint ``model``.
+
+    Parameters
+    ----------
+    method, model
+        At most one of them. Neither: the shipped default i-RIM, or with ``samples`` the
+        shipped cINN (:mod:`mrirecon.models.default`).
+    device, batch_size, amp
+        Where and how many slices at a time; ``amp``: bfloat16 autocast of RIM/i-RIM networks
+        on CUDA.
+    samples, temperature, sample_batch, sample_seed
+        With ``samples``, a posterior sampler drawing that many images (a cINN checkpoint).
+    lamda, max_iter
+        Regularisation weight and iterations of SENSE and CS (default: their tuned values).
+
+    Raises
+    ------
+    InvalidParameterError
+        A combination no reconstructor can honour (one line naming the option).
     """
-    if model is not None:
-        from mrirecon.recon.learned import load_reconstructor
+    sampling = samples is not None
+    solver = {k: v for k, v in (("lamda", lamda), ("max_iter", max_iter)) if v is not None}
+    method = None if method is None else Method(method)
+    if model is not None and method is not None:
+        raise InvalidParameterError(f"give --model or --method {method.value}, not both")
+    if sampling:
+        from mrirecon.recon.posterior import check_sampling
 
-        return load_reconstructor(model, device=device, batch_size=batch_size, amp=amp)
-    method = Method(method)
+        check_sampling(samples, temperature, sample_batch)
+        if method is not None:
+            raise InvalidParameterError(f"--samples needs a cINN model; --method {method.value} "
+                                        "cannot sample")
+    elif sample_batch is not None:
+        raise InvalidParameterError("--sample-batch needs --samples N")
+    if solver and method not in SOLVER_METHODS:
+        what = method.value if method is not None else (model or "the default model")
+        raise InvalidParameterError(f"--lamda/--max-iter apply to sense and cs, not to {what}")
+    if method is not None:
+        return _classical(method, device=device, batch_size=batch_size, **solver)
+    if model is None:
+        from mrirecon.models.default import default_checkpoint, default_sampler
+
+        model = default_sampler() if sampling else default_checkpoint()
+    learned = load_reconstructor(model, device=device, batch_size=batch_size, amp=amp)
+    if sampling:
+        from mrirecon.recon.protocols import Sampler
+
+        if not isinstance(learned, Sampler):
+            raise InvalidParameterError(
+                f"--samples needs a model that can sample (cinn.v1); {model} is {learned.name}")
+        learned.configure(samples=samples, temperature=temperature, sample_batch=sample_batch,
+                          seed=sample_seed)
+    return learned
+
+
+def _classical(method: Method, *, device: Any, batch_size: int, **params: Any) -> Reconstructor:
     if method is Method.ZERO_FILLED:
         from mrirecon.recon.zero_filled import ZeroFilled
 
@@ -38,3 +105,18 @@ def build_reconstructor(method: Method | str, *, device: Any = "cpu", batch_size
 
     cls = sigpy_baselines.SENSE if method is Method.SENSE else sigpy_baselines.CompressedSensing
     return cls(device=device, batch_size=batch_size, **params)
+
+
+def load_reconstructor(path: str | Path, *, device: Any = "cpu", batch_size: int = 8,
+                       amp: bool = False) -> LearnedReconstructor:
+    """A :class:`LearnedReconstructor` (a :class:`PosteriorSampler` for a sampling model) from
+    a checkpoint file (safetensors; never unpickled)."""
+    from mrirecon.models.checkpoint import load_checkpoint
+    from mrirecon.models.protocols import SamplingModel
+    from mrirecon.recon.learned import LearnedReconstructor
+    from mrirecon.recon.posterior import PosteriorSampler
+
+    model, meta = load_checkpoint(path, device=device)
+    cls = PosteriorSampler if isinstance(model, SamplingModel) else LearnedReconstructor
+    return cls(model, str(meta.get("name", "model")), device=device, batch_size=batch_size,
+               metadata={**meta, "path": str(path)}, amp=amp)

@@ -1,15 +1,18 @@
 """Posterior sampling: a conditional invertible network (``cinn.v1``) as a reconstructor.
 
 A sampler is a :class:`~mrirecon.recon.learned.LearnedReconstructor` whose model can draw
-images ``x ~ p(x | y)`` (``model.sample(x0, grad_fn, n, temperature, generator)``). Called like
-any reconstructor it returns the posterior mean of ``samples`` draws (so ``evaluate`` scores it
-like the other methods); :meth:`PosteriorSampler.sample` returns the mean, the pixelwise
-standard deviation (the uncertainty map) and, on request, the samples themselves.
+images ``x ~ p(x | y)`` (a :class:`~mrirecon.models.protocols.SamplingModel`). Called like any
+reconstructor it returns the posterior mean of ``samples`` draws, exactly
+``sampler.sample(kspace).mean`` (so ``evaluate`` scores it like the other methods, with the same
+draws whether or not it asks for the standard deviation); :meth:`PosteriorSampler.sample`
+returns the mean, the pixelwise standard deviation (the uncertainty map) and, on request, the
+samples themselves.
 
 Draws are made ``sample_batch`` at a time for each batch of slices and accumulated in float64
 (sum and sum of squares), so memory does not grow with the number of samples unless they are
-kept. One ``torch.Generator`` per call, seeded with ``seed``, makes the draws reproducible for
-the same seed, batch size and sample batch; the seed is recorded in the provenance.
+kept. One ``torch.Generator`` per volume, seeded with ``seed`` and shared by its slice batches,
+makes the draws reproducible for the same seed, batch size and sample batch; the seed is
+recorded in the provenance.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from torch import nn
 
 from mrirecon.data import KSpace, Volume
 from mrirecon.errors import InvalidParameterError, MriReconError
-from mrirecon.recon.learned import LearnedReconstructor, padded_inputs, prepare_batch
+from mrirecon.recon.learned import LearnedReconstructor
+from mrirecon.recon.model_inputs import padded_inputs, prepare_batch
 
 __all__ = ["Posterior", "PosteriorSampler", "check_sampling"]
 
@@ -61,7 +65,7 @@ def check_sampling(samples: int, temperature: float, sample_batch: int | None) -
 
 
 class PosteriorSampler(LearnedReconstructor):
-    """A model with ``sample(...)`` behind the reconstructor protocol (see the module docstring).
+    """A sampling model behind the reconstructor protocol (see the module docstring).
 
     Parameters
     ----------
@@ -101,7 +105,13 @@ class PosteriorSampler(LearnedReconstructor):
                 "temperature": self.temperature, "sample_batch": self.sample_batch,
                 "seed": self.seed}
 
+    def __call__(self, kspace: KSpace) -> Volume:
+        """The posterior mean: ``self.sample(kspace).mean``, the same draws."""
+        return self.sample(kspace).mean
+
     def reconstruct_batch(self, kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Posterior mean of one batch of slices on its own (a fresh generator from ``seed``:
+        the draws of a volume holding just these slices)."""
         return self._draw(kspace, mask, torch.Generator().manual_seed(self.seed), False)[0]
 
     def sample(self, kspace: KSpace, *, keep_samples: bool = False) -> Posterior:

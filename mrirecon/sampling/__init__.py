@@ -3,6 +3,7 @@
 No typer, rich or torch here; randomness is always explicit (see :mod:`.seeding`).
 """
 
+from mrirecon.sampling.choice import MaskOptions, draw_mask
 from mrirecon.sampling.make import make_mask
 from mrirecon.sampling.presets import list_presets, load_preset
 from mrirecon.sampling.seeding import fastmri_seed, rng, seed_from_name
@@ -12,8 +13,10 @@ from mrirecon.sampling.store import load_mask, mask_outputs, save_mask
 __all__ = [
     "Mask",
     "MaskKind",
+    "MaskOptions",
     "MaskSpec",
     "default_center_fraction",
+    "draw_mask",
     "fastmri_seed",
     "list_presets",
     "load_mask",

@@ -41,6 +41,32 @@ def default_center_fraction(acceleration: float) -> float:
     return 0.32 / acceleration
 
 
+def check_mask_parameters(kind: MaskKind | str, acceleration: Any,
+                          center_fraction: Any = None) -> tuple[MaskKind, float, float]:
+    """``(kind, acceleration, centre fraction)`` checked, the fraction defaulted from ``R``.
+
+    The shape-free half of :class:`MaskSpec`'s checks, so options can be validated before any
+    k-space (and its shape) is known.
+    """
+    try:
+        kind = MaskKind(kind)
+    except ValueError:
+        choices = ", ".join(k.value for k in MaskKind)
+        raise InvalidParameterError(
+            f"unknown mask kind {kind!r}; expected one of {choices}") from None
+    acceleration = _number("acceleration", acceleration)
+    if not acceleration > 1:
+        raise InvalidParameterError(f"acceleration must be a number > 1, got {acceleration:g}")
+    cf = default_center_fraction(acceleration) if center_fraction is None else center_fraction
+    cf = _number("centre fraction", cf)
+    if not 0 < cf < 1:
+        raise InvalidParameterError(f"centre fraction must be in (0, 1), got {cf:g}")
+    if kind.needs_integer_acceleration and acceleration != int(acceleration):
+        raise InvalidParameterError(
+            f"{kind.value} masks need an integer acceleration, got {acceleration:g}")
+    return kind, acceleration, cf
+
+
 @dataclass(frozen=True)
 class MaskSpec:
     """What to draw: kind, acceleration, centre fraction, seed and k-space shape.
@@ -69,32 +95,13 @@ class MaskSpec:
     seed: Seed = 0
 
     def __post_init__(self) -> None:
-        try:
-            kind = MaskKind(self.kind)
-        except ValueError:
-            choices = ", ".join(k.value for k in MaskKind)
-            raise InvalidParameterError(
-                f"unknown mask kind {self.kind!r}; expected one of {choices}"
-            ) from None
+        kind, acceleration, cf = check_mask_parameters(self.kind, self.acceleration,
+                                                       self.center_fraction)
         object.__setattr__(self, "kind", kind)
-        object.__setattr__(self, "acceleration", _number("acceleration", self.acceleration))
-        if not self.acceleration > 1:
-            raise InvalidParameterError(
-                f"acceleration must be a number > 1, got {self.acceleration:g}"
-            )
-        cf = self.center_fraction
-        cf = default_center_fraction(self.acceleration) if cf is None else cf
-        object.__setattr__(self, "center_fraction", _number("centre fraction", cf))
+        object.__setattr__(self, "acceleration", acceleration)
+        object.__setattr__(self, "center_fraction", cf)
         object.__setattr__(self, "shape", _shape(self.shape))
         object.__setattr__(self, "seed", _seed(self.seed))
-        if not 0 < self.center_fraction < 1:
-            raise InvalidParameterError(
-                f"centre fraction must be in (0, 1), got {self.center_fraction:g}"
-            )
-        if kind.needs_integer_acceleration and self.acceleration != int(self.acceleration):
-            raise InvalidParameterError(
-                f"{kind.value} masks need an integer acceleration, got {self.acceleration:g}"
-            )
 
     @property
     def columns(self) -> int:

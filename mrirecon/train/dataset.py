@@ -13,7 +13,7 @@ collated batch, exactly as at inference. Layouts follow the table in :mod:`mrire
 Masks (STYLE item 9: explicit ``SeedSequence`` seeds, stable across processes and ranks)
 ----------------------------------------------------------------------------------------
 - ``train=False`` (validation): one mask per file, the one ``mrirecon reconstruct --seed S``
-  draws (:func:`mrirecon.inference.choose_mask`, seed :func:`~mrirecon.sampling.seed_from_name`
+  draws (:func:`mrirecon.sampling.draw_mask`, seed :func:`~mrirecon.sampling.seed_from_name`
   of the file name and ``seed``), at the first acceleration; no crop. With ``val_repeats=K``
   every slice appears K times, with the masks of seeds ``seed, ..., seed + K - 1`` (the masks
   ``mrirecon evaluate --mask-repeats K`` scores); items carry their ``mask_seed``.
@@ -55,10 +55,9 @@ from torch.utils.data import Dataset
 
 from mrirecon.data import KSpace
 from mrirecon.errors import InputFileError, InvalidParameterError
-from mrirecon.inference import MaskOptions, choose_mask
 from mrirecon.io.fastmri_h5 import preferred_targets, read_kspace
 from mrirecon.recon.base import recon_size
-from mrirecon.sampling import Mask, MaskKind, MaskSpec, make_mask
+from mrirecon.sampling import Mask, MaskKind, MaskOptions, MaskSpec, draw_mask, make_mask
 from mrirecon.sampling.seeding import rng
 
 __all__ = ["SliceDataset", "collate", "find_files"]
@@ -228,7 +227,7 @@ class SliceDataset(Dataset):
                 cf = self.center_fractions[self.accelerations.index(accel)]
             options = MaskOptions(kind=self.mask_kind, acceleration=accel,
                                   center_fraction=cf, seed=seed)
-            self._val_masks[f, seed, accel] = choose_mask(self.kspaces[f], options,
+            self._val_masks[f, seed, accel] = draw_mask(self.kspaces[f].shape[-2:], options,
                                                           self.files[f].name)
         return self._val_masks[f, seed, accel]
 
@@ -285,8 +284,8 @@ def collate(items: Sequence[dict[str, Any]], ragged: bool = False) -> dict[str, 
 
 def _target(kspace: KSpace, s: int, full: torch.Tensor) -> torch.Tensor:
     """Reference image of slice ``s``, centre-cropped to the recon size (float32)."""
+    from mrirecon.padding import center_crop
     from mrirecon.physics import ifft2c, rss
-    from mrirecon.recon.base import center_crop
 
     for name in preferred_targets(single_coil=not kspace.is_multicoil):
         if name in kspace.targets:

@@ -45,16 +45,16 @@ import torch
 from torch import nn
 from torch.utils.data import ConcatDataset, DataLoader, DistributedSampler
 
+from mrirecon.device import resolve_device
 from mrirecon.errors import InvalidParameterError, OutputError
 from mrirecon.fileutil import atomic_path
-from mrirecon.inference import resolve_device
 from mrirecon.metrics import volume_metrics
 from mrirecon.models import registry
 from mrirecon.models.checkpoint import load_checkpoint, save_checkpoint
 from mrirecon.models.domain import merge as merge_domains
+from mrirecon.padding import center_crop
 from mrirecon.physics import from_channels
-from mrirecon.recon.base import center_crop
-from mrirecon.recon.learned import call_model, padded_inputs, prepare_batch, run_model
+from mrirecon.recon.model_inputs import call_model, padded_inputs, prepare_batch, run_model
 from mrirecon.train.config import BEST_METRICS, TrainConfig, config_to_dict, save_config
 from mrirecon.train.dataset import SliceDataset, collate, find_files
 from mrirecon.train.losses import reconstruction_loss

@@ -39,7 +39,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
 def setup(args: argparse.Namespace) -> torch.device:
     """Apply ``--threads`` and return ``--device`` as a torch device; CUDA asked for without
     a GPU ends the script with one line on stderr."""
-    from mrirecon.inference import resolve_device
+    from mrirecon.device import resolve_device
 
     if args.threads is not None:
         if args.threads < 1:

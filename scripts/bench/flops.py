@@ -48,7 +48,7 @@ from _common import (
 )
 from torch.utils.flop_counter import FlopCounterMode
 
-from mrirecon.recon.learned import call_model, padded_inputs, prepare_batch
+from mrirecon.recon.model_inputs import call_model, padded_inputs, prepare_batch
 
 aten = torch.ops.aten
 MATMUL_CALLS = 10  # matrix products per timed call

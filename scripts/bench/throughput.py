@@ -61,7 +61,7 @@ def reconstructor(method: str, device: torch.device, args: argparse.Namespace
 
     if method == "irim":
         path = default.default_checkpoint()
-        recon = build_reconstructor("zero-filled", model=path, amp=args.amp, **common)
+        recon = build_reconstructor(model=path, amp=args.amp, **common)
         return recon, {"model": "irim.v1", "weights": f"shipped default ({path.name})"}
     if method == "rim":
         from mrirecon.recon.learned import LearnedReconstructor
@@ -77,7 +77,7 @@ def reconstructor(method: str, device: torch.device, args: argparse.Namespace
         weights = (f"random (registry default; the shipped {default.DEFAULT_SAMPLER} is "
                    "missing; timing only)")
     else:
-        recon = build_reconstructor("zero-filled", model=path, **common)
+        recon = build_reconstructor(model=path, **common)
         weights = f"shipped default ({path.name})"
     recon.configure(samples=args.samples, seed=0)
     return recon, {"model": "cinn.v1", "weights": weights}

@@ -41,7 +41,7 @@ from _common import (
 
 from mrirecon.models.invertible import saved_tensor_bytes
 from mrirecon.models.registry import build
-from mrirecon.recon.learned import prepare_batch, run_model
+from mrirecon.recon.model_inputs import prepare_batch, run_model
 from mrirecon.train.config import LossConfig
 from mrirecon.train.losses import reconstruction_loss
 

@@ -89,7 +89,7 @@ def test_other_formats_keep_the_input_geometry(simulated_scans, checkpoints, tmp
     (["--samples", "1"], 2, "--samples must be >= 2"),
     (["--samples", "4", "--temperature", "0"], 2, "--temperature must be > 0"),
     (["--samples", "4", "--sample-batch", "0"], 2, "--sample-batch must be >= 1"),
-    (["--sample-batch", "2"], 2, "need --samples N"),
+    (["--sample-batch", "2"], 2, "needs --samples N"),
     (["--samples", "4", "--method", "cs"], 2, "cannot sample"),
 ])
 def test_bad_sampling_options(simulated_scans, tmp_path, args, code, message) -> None:

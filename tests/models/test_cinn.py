@@ -15,7 +15,7 @@ from mrirecon.models.cinn import CINN, CINNConfig
 from mrirecon.models.irim import IRIM, IRIMConfig
 from mrirecon.physics.coils import single_coil_maps
 from mrirecon.physics.sense import sense_operator
-from mrirecon.recon.learned import gradient_channels, prepare_batch, run_model
+from mrirecon.recon.model_inputs import gradient_channels, prepare_batch, run_model
 from mrirecon.sampling import MaskSpec, make_mask
 
 SMALL = dict(levels=2, blocks_per_level=2, hidden=8, cond_channels=4, cond_hidden=8)

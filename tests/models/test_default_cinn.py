@@ -7,16 +7,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mrirecon.inference import MaskOptions, choose_mask, prepare_kspace, undersample
+from mrirecon.inference import prepare_kspace, undersample
 from mrirecon.models.checkpoint import read_metadata
 from mrirecon.models.default import default_sampler, sample_scan
 from mrirecon.recon.methods import build_reconstructor
+from mrirecon.sampling import MaskOptions, draw_mask
 
 
 def posterior(accel: float, samples: int, seed: int):
     kspace = prepare_kspace(sample_scan())
-    mask = choose_mask(kspace, MaskOptions(acceleration=accel), sample_scan().name)
-    sampler = build_reconstructor("zero-filled", model=default_sampler(), batch_size=3)
+    mask = draw_mask(kspace.shape[-2:], MaskOptions(acceleration=accel), sample_scan().name)
+    sampler = build_reconstructor(model=default_sampler(), batch_size=3)
     sampler.configure(samples=samples, seed=seed)
     return sampler.sample(undersample(kspace, mask))
 
@@ -47,8 +48,8 @@ def test_std_map_is_larger_at_8x_than_at_4x(tmp_path) -> None:
     head = reference > 0.1 * reference.max()
     stds = {}
     for accel in (4, 8):
-        mask = choose_mask(kspace, MaskOptions(acceleration=accel), scan.name)
-        sampler = build_reconstructor("zero-filled", model=default_sampler(), batch_size=8)
+        mask = draw_mask(kspace.shape[-2:], MaskOptions(acceleration=accel), scan.name)
+        sampler = build_reconstructor(model=default_sampler(), batch_size=8)
         sampler.configure(samples=16, seed=0)
         stds[accel] = sampler.sample(undersample(kspace, mask)).std.data[head].mean()
     assert stds[8] > 1.1 * stds[4]

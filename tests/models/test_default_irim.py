@@ -23,7 +23,7 @@ from mrirecon.metrics import psnr
 from mrirecon.models.checkpoint import load_checkpoint, read_metadata
 from mrirecon.models.default import default_checkpoint
 from mrirecon.physics.simulate import SimulationParams, resample_inplane, simulate_kspace
-from mrirecon.recon.learned import prepare_batch, run_model
+from mrirecon.recon.model_inputs import prepare_batch, run_model
 from mrirecon.sampling import MaskSpec, make_mask
 
 

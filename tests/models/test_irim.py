@@ -8,7 +8,7 @@ import torch
 
 from mrirecon.models.invertible import saved_tensor_bytes
 from mrirecon.models.irim import IRIM, IRIMConfig
-from mrirecon.recon.learned import gradient_channels, prepare_batch
+from mrirecon.recon.model_inputs import gradient_channels, prepare_batch
 from mrirecon.sampling import MaskSpec, make_mask
 
 SMALL = dict(state_channels=6, levels=2, blocks_per_level=1, hidden=8, grad_hidden=8)

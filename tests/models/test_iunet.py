@@ -9,7 +9,7 @@ from test_invertible import ClosureStep, least_squares_gradient, randomize
 from torch import Tensor
 
 from mrirecon.models.invertible import InvertibleSequence, saved_tensor_bytes
-from mrirecon.models.iunet import IUNet, pad_to_multiple, required_multiple, unpad
+from mrirecon.models.iunet import IUNet, required_multiple
 
 
 @pytest.fixture(autouse=True)
@@ -53,17 +53,6 @@ def test_shape_errors_name_shape_and_multiple() -> None:
         IUNet(2, levels=3, blocks_per_level=[1, 2])
     with pytest.raises(ValueError, match="levels"):
         IUNet(2, levels=0)
-
-
-def test_pad_unpad_round_trip() -> None:
-    x = torch.randn(1, 2, 7, 10)
-    padded, pad = pad_to_multiple(x, required_multiple(3))
-    assert padded.shape[-2:] == (8, 12) and pad == (1, 1, 0, 1)
-    assert torch.equal(unpad(padded, pad), x)
-    net = IUNet(2, levels=3, hidden=4)
-    assert unpad(net(padded), pad).shape == x.shape
-    same, nothing = pad_to_multiple(padded, 4)
-    assert same is padded and nothing == (0, 0, 0, 0)
 
 
 def test_parameter_count_grows_with_hidden_and_blocks() -> None:

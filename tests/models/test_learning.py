@@ -20,7 +20,7 @@ from mrirecon.metrics import psnr
 from mrirecon.models.irim import IRIM, IRIMConfig
 from mrirecon.models.rim import RIM, RIMConfig
 from mrirecon.physics.simulate import SimulationParams, resample_inplane, simulate_kspace
-from mrirecon.recon.learned import prepare_batch, run_model
+from mrirecon.recon.model_inputs import prepare_batch, run_model
 from mrirecon.sampling import MaskSpec, make_mask
 
 TRAIN, TEST = list(range(2, 18)), list(range(18, 22))

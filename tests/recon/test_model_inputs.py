@@ -12,7 +12,7 @@ from pydicom.data import get_testdata_file
 
 from mrirecon.physics import ifft2c
 from mrirecon.physics.simulate import SimulationParams, simulate_kspace
-from mrirecon.recon.learned import prepare_batch
+from mrirecon.recon.model_inputs import prepare_batch
 from mrirecon.sampling import MaskSpec, make_mask
 
 

@@ -12,9 +12,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from mrirecon.errors import InputFileError, InvalidParameterError
-from mrirecon.inference import MaskOptions, choose_mask
 from mrirecon.io.fastmri_h5 import read_kspace
 from mrirecon.physics import ifft2c
+from mrirecon.sampling import MaskOptions, draw_mask
 from mrirecon.train.dataset import SliceDataset, collate, find_files
 
 
@@ -113,7 +113,8 @@ def test_item_shapes_and_undersampling(request: pytest.FixtureRequest, name: str
 def test_validation_masks_match_reconstruct(single: Path) -> None:
     a = SliceDataset([single], accelerations=(8, 4), train=False, seed=5)
     b = SliceDataset([single], accelerations=(8, 4), train=False, seed=5)
-    drawn = choose_mask(read_kspace(single), MaskOptions(acceleration=8, seed=5), single.name)
+    drawn = draw_mask(read_kspace(single).shape[-2:], MaskOptions(acceleration=8, seed=5),
+                      single.name)
     for i in (0, 7, 23):
         assert np.array_equal(a[i]["mask"].numpy(), drawn.array)
         assert torch.equal(a[i]["kspace"], b[i]["kspace"])
@@ -127,7 +128,7 @@ def test_validation_repeats_use_consecutive_mask_seeds(single: Path) -> None:
     assert len(ds) == 3 * 24 and ds.repeats == 3
     kspace = read_kspace(single)
     for r in range(3):
-        drawn = choose_mask(kspace, MaskOptions(acceleration=8, seed=5 + r), single.name)
+        drawn = draw_mask(kspace.shape[-2:], MaskOptions(acceleration=8, seed=5 + r), single.name)
         for s in (0, 23):
             item = ds[r * 24 + s]
             assert item["slice"] == s and item["mask_seed"] == 5 + r

@@ -415,7 +415,7 @@ def test_cinn_trains_by_likelihood_and_validates_its_posterior_mean(folders, tmp
     val = [r for r in rows(out) if r["val_psnr"]]
     assert [int(r["step"]) for r in val] == [15, 30]
     assert all(float(r["val_psnr"]) > 10 for r in val)
-    sampler = build_reconstructor("zero-filled", model=out / "best.safetensors")
+    sampler = build_reconstructor(model=out / "best.safetensors")
     assert hasattr(sampler, "sample") and sampler.name == "cinn.v1"
 
 
