@@ -197,6 +197,36 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     return meta
 
 
+def build_model(name: str, config: Mapping[str, Any] | Any | None = None, *,
+                load_parts: bool = True) -> nn.Module:
+    """Build a registered model, loading first the models its config names by file.
+
+    Models receive, they never load: for each ``parts`` entry of the registry (the cINN's
+    ``irim_checkpoint``), the named checkpoint is loaded here (:func:`load_checkpoint`) and passed
+    to the constructor. ``load_parts=False`` builds without them, for a checkpoint whose own
+    weights hold the parts.
+
+    Raises
+    ------
+    InputFileError
+        A part's checkpoint is missing, corrupt or of another model.
+    InvalidParameterError
+        An unknown name or a configuration out of range.
+    """
+    cfg = registry.config_for(name, config)
+    parts: dict[str, nn.Module] = {}
+    for field, keyword, part_name in registry.REGISTRY[name].parts if load_parts else ():
+        part_path = getattr(cfg, field)
+        if part_path is None:
+            continue
+        part, meta = load_checkpoint(part_path)
+        if meta["name"] != part_name:
+            raise InputFileError(part_path, f"{field} needs an {part_name} checkpoint, got "
+                                            f"{meta['name']!r}")
+        parts[keyword] = part
+    return registry.build(name, cfg, parts)
+
+
 def load_checkpoint(
     path: str | os.PathLike, *, device: str | torch.device = "cpu"
 ) -> tuple[nn.Module, dict[str, Any]]:
@@ -230,18 +260,23 @@ def load_checkpoint(
         registry.resolve(name)
     except MriReconError as exc:
         raise InputFileError(path, str(exc)) from None
-    try:
-        model = registry.build(name, meta["config"])
-    except MriReconError as exc:
-        raise InputFileError(path, f"config does not match model {name!r}: {exc}") from None
+    try:  # the stored weights come next: nothing else is loaded (parts included)
+        model = build_model(name, meta["config"], load_parts=False)
+    except (MriReconError, ValueError, TypeError) as exc:
+        raise InputFileError(path, f"config does not match model {name!r}: {_brief(exc)}"
+                             ) from None
     try:
         with safe_open(os.fspath(path), framework="pt", device="cpu") as f:
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise InputFileError(path, f"cannot read the weights: {_brief(exc)}") from None
-    _check_tensors(path, model.state_dict(), tensors)
     if tensor_digest(tensors) != meta["sha256"]:
         raise InputFileError(path, "weights do not match their checksum; the file is corrupt")
+    try:
+        tensors = registry.upgrade_state(name, tensors, registry.config_for(name, meta["config"]))
+    except ValueError as exc:
+        raise InputFileError(path, f"inconsistent weights: {_brief(exc)}") from None
+    _check_tensors(path, model.state_dict(), tensors)
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as exc:

@@ -40,26 +40,30 @@ estimate can use the cINN as a point-estimate reconstructor.
 
 from __future__ import annotations
 
+import dataclasses
 import math
-import os
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
+from mrirecon.errors import InvalidParameterError
 from mrirecon.models.invertible import ActNorm, AffineCoupling, Orthogonal1x1, OrthogonalDownsample
 from mrirecon.models.irim import IRIM, IRIMConfig
+from mrirecon.models.irim import upgrade_state_dict as upgrade_irim
 
 __all__ = ["CINN", "CINNConfig"]
 
 from mrirecon.models.protocols import GradFn
+from mrirecon.typedconfig import Section
 
 _EPS = 1e-12  # inside the square root of the magnitude of two channels
 _CONDITIONERS = ("zero-filled", "irim")
 
 
 @dataclass
-class CINNConfig:
+class CINNConfig(Section):
     """Hyperparameters of :class:`CINN` (registry name ``cinn.v1``).
 
     Attributes
@@ -91,6 +95,7 @@ class CINNConfig:
         much of k-space is missing. Needs ``grad_fn``.
     """
 
+    _prefix: ClassVar[str] = "model_config."
     levels: int = 3
     blocks_per_level: int = 4
     hidden: int = 32
@@ -103,20 +108,15 @@ class CINNConfig:
     irim_config: dict | None = None
     acceleration_channel: bool = False
 
-    def __post_init__(self) -> None:
-        for key in ("levels", "blocks_per_level", "hidden", "cond_channels", "cond_hidden"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
-        if not self.clamp > 0:
-            raise ValueError(f"clamp must be positive, got {self.clamp}")
-        if self.conditioner not in _CONDITIONERS:
-            raise ValueError(f"conditioner must be one of {', '.join(_CONDITIONERS)}, "
-                             f"got {self.conditioner!r}")
-        if self.conditioner == "irim" and self.irim_checkpoint is None and self.irim_config is None:
-            raise ValueError("conditioner 'irim' needs irim_checkpoint (an irim.v1 checkpoint) "
-                             "or irim_config")
-        if self.irim_checkpoint is not None:
-            self.irim_checkpoint = os.fspath(self.irim_checkpoint)
+    def _validate(self) -> None:
+        for name in ("levels", "blocks_per_level", "hidden", "cond_channels", "cond_hidden"):
+            self._require(getattr(self, name) >= 1, name, "an integer >= 1")
+        self._require(self.clamp > 0, "clamp", "a number > 0")
+        self._require(self.conditioner in _CONDITIONERS, "conditioner",
+                      "one of " + ", ".join(_CONDITIONERS))
+        self._require(self.conditioner != "irim" or self.irim_checkpoint is not None
+                      or self.irim_config is not None, "irim_checkpoint",
+                      "an irim.v1 checkpoint (or irim_config set) for conditioner 'irim'")
 
 
 def _magnitude(x: Tensor) -> Tensor:
@@ -135,31 +135,29 @@ def sampled_fraction(x0: Tensor, grad_fn: GradFn) -> Tensor:
     return ((d * normal).flatten(1).sum(1) / (d * d).flatten(1).sum(1)).clamp(1e-3, 1.0)
 
 
-def _load_irim(config: CINNConfig) -> IRIM:
-    """The frozen i-RIM: from its checkpoint (recording its config) or built from ``irim_config``,
-    with the checkpoint's weights when that file exists."""
-    from mrirecon.models.checkpoint import load_checkpoint
-
-    path = config.irim_checkpoint
+def _frozen_irim(config: CINNConfig, irim: IRIM | None) -> IRIM:
+    """The conditioner: ``irim`` as received (its config recorded in ``config.irim_config``), or,
+    for a checkpoint's cINN whose weights are loaded afterwards, an i-RIM built from
+    ``irim_config``. A cINN never reads a file: the build step
+    (:func:`mrirecon.models.checkpoint.build_model`) loads ``irim_checkpoint`` and passes it in.
+    """
+    if irim is None:
+        if config.irim_config is None:
+            raise InvalidParameterError(
+                f"model_config.irim_checkpoint {config.irim_checkpoint} must be loaded by the "
+                "build step (mrirecon.models.checkpoint.build_model), or irim_config given")
+        return IRIM(IRIMConfig(**config.irim_config))
     if config.irim_config is None:
-        loaded, meta = load_checkpoint(path)
-        if meta["name"] != "irim.v1":
-            raise ValueError(f"{path}: conditioner 'irim' needs an irim.v1 checkpoint, "
-                             f"got {meta['name']!r}")
-        config.irim_config = dict(meta["config"])
-        return loaded
-    irim = IRIM(IRIMConfig(**config.irim_config))
-    if path is not None and os.path.isfile(path):
-        loaded, meta = load_checkpoint(path)
-        if meta["name"] != "irim.v1":
-            raise ValueError(f"{path}: conditioner 'irim' needs an irim.v1 checkpoint, "
-                             f"got {meta['name']!r}")
-        try:
-            irim.load_state_dict(loaded.state_dict())
-        except RuntimeError as exc:
-            raise ValueError(f"{path}: weights do not fit irim_config: "
-                             f"{str(exc).splitlines()[0]}") from None
-    return irim
+        config.irim_config = dataclasses.asdict(irim.config)
+        return irim
+    built = IRIM(IRIMConfig(**config.irim_config))
+    try:
+        built.load_state_dict(irim.state_dict())
+    except RuntimeError as exc:
+        raise InvalidParameterError(
+            f"{config.irim_checkpoint}: weights do not fit irim_config: "
+            f"{str(exc).splitlines()[0]}") from None
+    return built
 
 
 class _Level(nn.Module):
@@ -206,13 +204,13 @@ class CINN(nn.Module):
     must be multiples of :attr:`required_multiple`.
     """
 
-    def __init__(self, config: CINNConfig | None = None) -> None:
+    def __init__(self, config: CINNConfig | None = None, irim: IRIM | None = None) -> None:
         super().__init__()
         self.config = config or CINNConfig()
         c = self.config
         self.irim: IRIM | None = None
         if c.conditioner == "irim":
-            self.irim = _load_irim(c)
+            self.irim = _frozen_irim(c, irim)
             self.irim.requires_grad_(False)
             self.irim.eval()
         cond_in = (6 if c.conditioner == "irim" else 3) + int(c.acceleration_channel)
@@ -414,3 +412,11 @@ class CINN(nn.Module):
         zs = [x0.new_zeros(b, *s) for s in self.latent_shapes(height, width)]
         x = self._decode(zs, feats) + m
         return [torch.cat([x, torch.zeros_like(x)], dim=1)]
+
+
+def upgrade_state_dict(tensors: dict[str, Tensor], config: CINNConfig) -> dict[str, Tensor]:
+    """A cINN state dict whose embedded i-RIM stored each block twice, in today's layout
+    (:func:`mrirecon.models.irim.upgrade_state_dict` under the prefix ``irim.``)."""
+    if config.irim_config is None:
+        return tensors
+    return upgrade_irim(tensors, IRIMConfig(**config.irim_config), prefix="irim.")

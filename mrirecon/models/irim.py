@@ -22,6 +22,7 @@ architecture).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -29,10 +30,11 @@ from torch import Tensor, nn
 from mrirecon.models.invertible import InvertibleModule, InvertibleSequence
 from mrirecon.models.iunet import IUNet
 from mrirecon.models.protocols import GradFn
+from mrirecon.typedconfig import Section
 
 
 @dataclass
-class IRIMConfig:
+class IRIMConfig(Section):
     """Hyperparameters of :class:`IRIM` (registry name ``irim.v1``).
 
     Attributes
@@ -51,6 +53,7 @@ class IRIMConfig:
         Rebuild activations by inversion in backward instead of storing them.
     """
 
+    _prefix: ClassVar[str] = "model_config."
     steps: int = 8
     state_channels: int = 8
     levels: int = 3
@@ -60,11 +63,11 @@ class IRIMConfig:
     shared_weights: bool = False
     memory_free: bool = True
 
-    def __post_init__(self) -> None:
-        if self.steps < 1:
-            raise ValueError(f"steps must be >= 1, got {self.steps}")
-        if self.state_channels < 4 or self.state_channels % 2:
-            raise ValueError(f"state_channels must be even and >= 4, got {self.state_channels}")
+    def _validate(self) -> None:
+        for name in ("steps", "levels", "blocks_per_level", "hidden", "grad_hidden"):
+            self._require(getattr(self, name) >= 1, name, "an integer >= 1")
+        self._require(self.state_channels >= 4 and self.state_channels % 2 == 0,
+                      "state_channels", "an even integer >= 4")
 
 
 class GradientStep(InvertibleModule):
@@ -127,7 +130,10 @@ class IRIM(nn.Module):
         for t in range(c.steps):
             k = 0 if c.shared_weights else t
             blocks += [self.grad_steps[k], self.unets[k]]
-        self.sequence = InvertibleSequence(blocks, memory_free=c.memory_free)
+        # the order of the blocks, not a second owner of them: kept out of the registered
+        # submodules, so each weight is in the state dict (and a checkpoint) once
+        object.__setattr__(self, "sequence",
+                           InvertibleSequence(blocks, memory_free=c.memory_free))
 
     @property
     def required_multiple(self) -> int:
@@ -155,3 +161,34 @@ class IRIM(nn.Module):
         """The initial state that :meth:`forward_state` maps to ``h`` (steps undone last first)."""
         self._bind(grad_fn)
         return self.sequence.inverse(h)
+
+
+def upgrade_state_dict(tensors: dict[str, Tensor], config: IRIMConfig | None = None,
+                       prefix: str = "") -> dict[str, Tensor]:
+    """An i-RIM state dict from a checkpoint written before each weight was stored once.
+
+    Those files hold every block twice: under ``grad_steps``/``unets`` and again under
+    ``sequence.blocks.{j}`` (block ``2t`` the gradient step and ``2t + 1`` the U-Net of step
+    ``t``). The second copy is dropped when it equals the first, and renamed to it when the
+    first is missing; ``prefix`` locates the i-RIM inside a larger model (``"irim."`` in a cINN).
+
+    Raises
+    ------
+    ValueError
+        The two copies of one weight differ (the file is inconsistent).
+    """
+    shared = bool(config.shared_weights) if config is not None else False
+    head = f"{prefix}sequence.blocks."
+    out = {k: v for k, v in tensors.items() if not k.startswith(head)}
+    for key, value in tensors.items():
+        if not key.startswith(head):
+            continue
+        index, rest = key[len(head):].split(".", 1)
+        j = int(index)
+        owner = "grad_steps" if j % 2 == 0 else "unets"
+        name = f"{prefix}{owner}.{0 if shared else j // 2}.{rest}"
+        if name not in out:
+            out[name] = value
+        elif not torch.equal(out[name], value):
+            raise ValueError(f"{key} and {name} hold different weights")
+    return out

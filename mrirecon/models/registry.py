@@ -20,6 +20,7 @@ from typing import Any
 from torch import nn
 
 from mrirecon.errors import InvalidParameterError, MriReconError
+from mrirecon.typedconfig import build as build_config
 
 
 @dataclass(frozen=True)
@@ -36,12 +37,21 @@ class ModelEntry:
         Name of the configuration dataclass in ``module``.
     description
         One line for ``list_models`` and the command line.
+    parts
+        ``(config field, constructor keyword, registry name)`` of each model the build step
+        loads from a checkpoint the config names and passes in (the cINN's frozen i-RIM); models
+        receive, they never load (:func:`mrirecon.models.checkpoint.build_model`).
+    upgrade
+        Name of ``fn(tensors, config) -> tensors`` in ``module`` that maps a state dict of an
+        older layout of the same version onto today's (:func:`upgrade_state`), or ``None``.
     """
 
     module: str
     model_class: str
     config_class: str
     description: str
+    parts: tuple[tuple[str, str, str], ...] = ()
+    upgrade: str | None = None
 
 
 REGISTRY: dict[str, ModelEntry] = {
@@ -56,6 +66,7 @@ REGISTRY: dict[str, ModelEntry] = {
         "IRIM",
         "IRIMConfig",
         "invertible RIM with invertible U-Net cells (Putzky & Welling 2019)",
+        upgrade="upgrade_state_dict",
     ),
     "cinn.v1": ModelEntry(
         "mrirecon.models.cinn",
@@ -63,6 +74,8 @@ REGISTRY: dict[str, ModelEntry] = {
         "CINNConfig",
         "conditional invertible network for posterior sampling (Ardizzone et al. 2019; "
         "Denker et al. 2021)",
+        parts=(("irim_checkpoint", "irim", "irim.v1"),),
+        upgrade="upgrade_state_dict",
     ),
 }
 
@@ -122,8 +135,9 @@ def config_for(name: str, overrides: Mapping[str, Any] | Any | None = None) -> A
     Raises
     ------
     InvalidParameterError
-        Unknown name, unknown keys (the message lists the valid ones), or values of the wrong
-        type (a string for an integer field, a fraction for an integer, ...).
+        Unknown name, unknown keys (the message lists the valid ones), values that cannot be
+        coerced to a field's type (:func:`mrirecon.typedconfig.coerce`: ``"8"`` is read as 8,
+        ``"eight"`` or ``2.5`` for an integer is refused) or out of range.
     """
     _, config_cls = resolve(name)
     if overrides is None:
@@ -138,39 +152,7 @@ def config_for(name: str, overrides: Mapping[str, Any] | Any | None = None) -> A
         raise InvalidParameterError(
             f"configuration of model {name!r} must be a mapping, got {type(overrides).__name__}"
         )
-    fields = {f.name: f for f in dataclasses.fields(config_cls) if f.init}
-    unknown = sorted(str(k) for k in overrides if k not in fields)
-    if unknown:
-        raise InvalidParameterError(
-            f"unknown configuration key(s) {', '.join(unknown)} for model {name!r}; "
-            f"expected some of: {', '.join(fields)}"
-        )
-    defaults = config_cls()
-    for key, value in overrides.items():
-        _check_type(name, key, getattr(defaults, key), value)
-    try:
-        return config_cls(**overrides)
-    except TypeError as exc:
-        raise InvalidParameterError(f"configuration of model {name!r}: {exc}") from None
-
-
-def _check_type(name: str, key: str, default: Any, value: Any) -> None:
-    """Reject a value whose kind differs from a plain default (bool, int, float, str)."""
-    if isinstance(default, bool):
-        ok = isinstance(value, bool)
-    elif isinstance(default, int):
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif isinstance(default, float):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    elif isinstance(default, str):
-        ok = isinstance(value, str)
-    else:
-        return
-    if not ok:
-        raise InvalidParameterError(
-            f"model {name!r}: {key} must be of type {type(default).__name__} like its default "
-            f"{default!r}, got {value!r}"
-        )
+    return build_config(config_cls, overrides, "model_config.", f" for {name}")
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
@@ -178,10 +160,24 @@ def config_to_dict(config: Any) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
-def build(name: str, config: Mapping[str, Any] | Any | None = None) -> nn.Module:
-    """Build the model registered as ``name`` from its configuration (see :func:`config_for`)."""
+def build(name: str, config: Mapping[str, Any] | Any | None = None,
+          parts: Mapping[str, nn.Module] | None = None) -> nn.Module:
+    """Build the model registered as ``name`` from its configuration (see :func:`config_for`).
+
+    ``parts`` are the already-built models its entry's ``parts`` name, by constructor keyword
+    (see :func:`mrirecon.models.checkpoint.build_model`, which loads them).
+    """
     model_cls, _ = resolve(name)
-    return model_cls(config_for(name, config))
+    return model_cls(config_for(name, config), **dict(parts or {}))
+
+
+def upgrade_state(name: str, tensors: dict[str, Any], config: Any) -> dict[str, Any]:
+    """``tensors`` in today's state-dict layout of ``name`` (unchanged without an upgrade)."""
+    entry = _entry(name)
+    if entry.upgrade is None:
+        return tensors
+    module = importlib.import_module(entry.module)
+    return getattr(module, entry.upgrade)(tensors, config)
 
 
 def list_models() -> list[dict[str, Any]]:

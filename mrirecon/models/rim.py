@@ -27,18 +27,20 @@ for reconstructing heterogeneous MRI data. Medical Image Analysis 53:64-78, 2019
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from mrirecon.errors import InvalidParameterError
 from mrirecon.models.protocols import GradFn
+from mrirecon.typedconfig import Section
 
 """A gradient callable: estimate ``(B, C, H, W)`` -> gradient of the same shape."""
 
 
 @dataclass
-class RIMConfig:
+class RIMConfig(Section):
     """Hyper-parameters of :class:`RIM` (registered as ``"rim.v1"``).
 
     Parameters
@@ -54,22 +56,15 @@ class RIMConfig:
         Real channels of the estimate (2: real and imaginary part of a complex image).
     """
 
+    _prefix: ClassVar[str] = "model_config."
     steps: int = 8
     hidden: int = 64
     shared_weights: bool = True
     channels: int = 2
 
-    def __post_init__(self) -> None:
-        for field in ("steps", "hidden", "channels"):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InvalidParameterError(
-                    f"RIMConfig.{field} must be a positive integer, got {value!r}"
-                )
-        if not isinstance(self.shared_weights, bool):
-            raise InvalidParameterError(
-                f"RIMConfig.shared_weights must be true or false, got {self.shared_weights!r}"
-            )
+    def _validate(self) -> None:
+        for name in ("steps", "hidden", "channels"):
+            self._require(getattr(self, name) >= 1, name, "an integer >= 1")
 
 
 class ConvGRUCell(nn.Module):

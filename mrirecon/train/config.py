@@ -21,43 +21,19 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import types
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
-from typing import Any, ClassVar, NoReturn, Union, get_args, get_origin, get_type_hints
+from typing import Any, ClassVar
 
 import yaml
 
 from mrirecon.errors import InputFileError, InvalidParameterError
 from mrirecon.fileutil import atomic_path
 from mrirecon.sampling.spec import MaskKind
+from mrirecon.typedconfig import Section, build, plain
 
-_NONE_WORDS = ("none", "null", "~")
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 SCHEDULES = ("cosine", "constant")
-
-
-class _Section:
-    """Shared ``__post_init__``: coerce every field to its annotated type, then validate."""
-
-    _prefix: ClassVar[str] = ""
-
-    def __post_init__(self) -> None:
-        hints = get_type_hints(type(self))
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            value = _coerce(getattr(self, f.name), hints[f.name], self._prefix + f.name)
-            setattr(self, f.name, value)
-        self._validate()
-
-    def _validate(self) -> None:
-        """Check value ranges; raise :class:`InvalidParameterError` naming the key."""
-
-    def _require(self, ok: bool, name: str, expected: str) -> None:
-        if not ok:
-            raise InvalidParameterError(
-                f"{self._prefix}{name} must be {expected}, got {getattr(self, name)!r}"
-            )
 
 
 #: Validation metrics that can pick ``best.safetensors``: +1 where larger is better, -1 where
@@ -66,7 +42,7 @@ BEST_METRICS = {"ssim": 1.0, "psnr": 1.0, "nmse": -1.0}
 
 
 @dataclass
-class MaskConfig(_Section):
+class MaskConfig(Section):
     """Undersampling drawn on the fly for training (key ``mask``).
 
     Attributes
@@ -115,7 +91,7 @@ class MaskConfig(_Section):
 
 
 @dataclass
-class OptimConfig(_Section):
+class OptimConfig(Section):
     """Optimiser (AdamW) and learning-rate schedule (key ``optim``).
 
     Attributes
@@ -153,7 +129,7 @@ SOURCE_KINDS = ("image", "labels")
 
 
 @dataclass
-class SourceConfig(_Section):
+class SourceConfig(Section):
     """One magnitude-image source of the generator (an item of ``data.synthetic.sources``).
 
     Attributes
@@ -189,7 +165,7 @@ def _range(low: float, high: float) -> Any:
 
 
 @dataclass
-class SyntheticConfig(_Section):
+class SyntheticConfig(Section):
     """The domain-randomised on-the-fly generator (key ``data.synthetic``;
     :class:`mrirecon.train.synthetic.SyntheticDataset`). Ranges are ``[min, max]``, drawn
     uniformly per item unless noted.
@@ -297,7 +273,7 @@ class SyntheticConfig(_Section):
 
 
 @dataclass
-class DataConfig(_Section):
+class DataConfig(Section):
     """Where the data are and how they are batched (key ``data``).
 
     Attributes
@@ -331,7 +307,7 @@ class DataConfig(_Section):
 
 
 @dataclass
-class LossConfig(_Section):
+class LossConfig(Section):
     """Loss (key ``loss``): ``ssim * (1 - SSIM) + l1 * L1 + mse * MSE`` over the RIM steps
     (:func:`mrirecon.train.losses.reconstruction_loss`).
 
@@ -360,7 +336,7 @@ class LossConfig(_Section):
 
 
 @dataclass
-class TrainConfig(_Section):
+class TrainConfig(Section):
     """Everything a training run needs; the top level of the YAML file.
 
     Attributes
@@ -485,12 +461,12 @@ def config_from_dict(data: Mapping[str, Any]) -> TrainConfig:
     """Build and validate a :class:`TrainConfig` from a nested mapping (e.g. a checkpoint's)."""
     if not isinstance(data, Mapping):
         raise InvalidParameterError(f"configuration must be a mapping, got {data!r}")
-    return _build(TrainConfig, data)
+    return build(TrainConfig, data)
 
 
 def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
     """The configuration as a nested dictionary of plain YAML/JSON values."""
-    return _plain(dataclasses.asdict(cfg))
+    return plain(dataclasses.asdict(cfg))
 
 
 def save_config(cfg: TrainConfig, path: str | os.PathLike) -> None:
@@ -523,103 +499,7 @@ def _apply_override(tree: dict[str, Any], item: str) -> None:
     node[parts[-1].strip()] = value
 
 
-def _build(cls: type, data: Mapping[str, Any], prefix: str = "") -> Any:
-    names = [f.name for f in dataclasses.fields(cls)]
-    _check_keys(data, names, prefix)
-    return cls(**data)
-
-
-def _check_keys(
-    data: Mapping[str, Any], names: Sequence[str], prefix: str, extra: str = ""
-) -> None:
-    unknown = [k for k in data if k not in names]
-    if unknown:
-        where = f" in {prefix.rstrip('.')}{extra}" if prefix else ""
-        raise InvalidParameterError(
-            f"unknown key '{prefix}{unknown[0]}'; valid keys{where}: {', '.join(names)}"
-        )
-
-
 def _resolve_model_config(model: str, overrides: dict[str, Any]) -> dict[str, Any]:
     from mrirecon.models import registry  # imports torch: only when a config is validated
 
-    _, config_cls = registry.resolve(model)
-    names = [f.name for f in dataclasses.fields(config_cls) if f.init]
-    _check_keys(overrides, names, "model_config.", f" for {model}")
-    hints = get_type_hints(config_cls)
-    values = {k: _coerce(v, hints[k], f"model_config.{k}") for k, v in overrides.items()}
-    try:
-        resolved = registry.config_for(model, values)
-    except InvalidParameterError:
-        raise
-    except (TypeError, ValueError) as exc:
-        raise InvalidParameterError(f"model_config of {model}: {exc}") from None
-    return _plain(registry.config_to_dict(resolved))
-
-
-def _coerce(value: Any, tp: Any, key: str) -> Any:
-    """``value`` converted to type ``tp`` (see the module docstring), or a one-line error."""
-    origin, args = get_origin(tp), get_args(tp)
-    if origin in (Union, types.UnionType):
-        if value is None or (isinstance(value, str) and value.lower() in _NONE_WORDS):
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(value, inner[0], key) if len(inner) == 1 else value
-    if dataclasses.is_dataclass(tp):
-        if isinstance(value, tp):
-            return value
-        if not isinstance(value, Mapping):
-            _wrong(key, "a mapping", value)
-        return _build(tp, value, key + ".")
-    if origin is list:
-        if value is None or isinstance(value, Mapping):
-            _wrong(key, "a list", value)
-        items = list(value) if isinstance(value, (list, tuple)) else [value]
-        return [_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(items)]
-    if tp is dict or origin is dict:
-        if not isinstance(value, Mapping):
-            _wrong(key, "a mapping", value)
-        return dict(value)
-    if tp is bool:
-        if not isinstance(value, bool):
-            _wrong(key, "true or false", value)
-    elif tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        number = _number(value)
-        if number is None or not number.is_integer():
-            _wrong(key, "an integer", value)
-        return int(number)
-    elif tp is float:
-        number = _number(value)
-        if number is None:
-            _wrong(key, "a number", value)
-        return number
-    elif tp is str and not isinstance(value, str):
-        _wrong(key, "a string", value)
-    return value
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        return None
-
-
-def _wrong(key: str, expected: str, value: Any) -> NoReturn:
-    raise InvalidParameterError(f"{key} must be {expected}, got {value!r}")
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    return value
+    return plain(registry.config_to_dict(registry.config_for(model, overrides)))

@@ -25,6 +25,7 @@ from mrirecon.models.checkpoint import (
     save_checkpoint,
     tensor_digest,
 )
+from mrirecon.models.irim import IRIM, IRIMConfig
 from mrirecon.models.rim import RIM, RIMConfig
 
 CONFIG = {"steps": 2, "hidden": 4, "shared_weights": False}
@@ -177,7 +178,7 @@ def test_save_refusals_write_nothing(tmp_path: Path) -> None:
         save_checkpoint(path, model, name="rim.v1", config=CONFIG, extra={"f": object()})
     with pytest.raises(InvalidParameterError, match="unknown model"):
         save_checkpoint(path, model, name="nope.v1", config=CONFIG)
-    with pytest.raises(InvalidParameterError, match="unknown configuration key"):
+    with pytest.raises(InvalidParameterError, match="unknown key .model_config"):
         save_checkpoint(path, model, name="rim.v1", config={"depth": 3})
     with pytest.raises(InvalidParameterError, match="is a Linear"):
         save_checkpoint(path, nn.Linear(2, 2), name="rim.v1", config=CONFIG)
@@ -322,3 +323,85 @@ def test_newer_format_is_refused(saved: tuple[Path, RIM]) -> None:
     path, _ = saved
     _rewrite_meta(path, lambda m: m.update(format_version=2))
     assert "newer than this mrirecon reads" in _load_error(path)
+
+
+# --- review defects: config out of range, each i-RIM weight stored once ---------------------
+
+
+@pytest.mark.parametrize("edit,key", [
+    (lambda c: c.update(steps=0), "model_config.steps must be an integer >= 1, got 0"),
+    (lambda c: c.update(hidden=-3), "model_config.hidden must be an integer >= 1"),
+    (lambda c: c.update(steps="many"), "model_config.steps must be an integer, got 'many'"),
+])
+def test_out_of_range_config_is_one_line(saved: tuple[Path, RIM], edit, key: str) -> None:
+    path, _ = saved
+    _rewrite_meta(path, lambda m: edit(m["config"]))
+    problem = _load_error(path)  # an InputFileError (it was a bare ValueError's traceback)
+    assert problem.startswith("config does not match model 'rim.v1'") and key in problem
+
+
+def _irim() -> tuple[IRIM, IRIMConfig]:
+    config = IRIMConfig(steps=3, state_channels=4, levels=2, hidden=4, grad_hidden=4)
+    with torch.random.fork_rng():
+        torch.manual_seed(1)
+        return IRIM(config), config
+
+
+def test_irim_stores_each_weight_once(tmp_path: Path) -> None:
+    model, config = _irim()
+    state = model.state_dict()
+    assert not any(k.startswith("sequence.") for k in state)
+    distinct = {p.data_ptr() for p in model.parameters()}
+    assert len(distinct) == len(list(model.parameters()))
+    weights = sum(t.numel() * t.element_size() for t in state.values())
+    assert weights == sum(p.numel() * p.element_size() for p in model.parameters()) + sum(
+        b.numel() * b.element_size() for b in model.buffers())
+    path = save_checkpoint(tmp_path / "i.safetensors", model, name="irim.v1", config=config)
+    assert path.stat().st_size < weights + 16_384  # the weights, a header and the metadata
+
+
+def test_checkpoints_from_before_load_unchanged(tmp_path: Path) -> None:
+    """A file in the old layout (every block also under ``sequence.blocks.j``) still loads."""
+    model, config = _irim()
+    path = save_checkpoint(tmp_path / "old.safetensors", model, name="irim.v1", config=config)
+    owners = {0: "grad_steps", 1: "unets"}
+
+    def old_layout(tensors: dict[str, torch.Tensor]) -> None:
+        for key in list(tensors):
+            owner, index, rest = key.split(".", 2)
+            j = 2 * int(index) + (owner == "unets")
+            assert owners[j % 2] == owner
+            tensors[f"sequence.blocks.{j}.{rest}"] = tensors[key].clone()
+
+    _resave(path, old_layout, digest=True)
+    loaded, _ = load_checkpoint(path)
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value)
+    x0 = torch.randn(1, 2, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(loaded(x0, lambda x: 0.1 * x)[0], model(x0, lambda x: 0.1 * x)[0])
+
+    # the two copies of a weight must agree
+    def disagree(tensors: dict[str, torch.Tensor]) -> None:
+        tensors[next(k for k in sorted(tensors) if k.startswith("sequence.blocks.1."))] += 1.0
+
+    _resave(path, disagree, digest=True)
+    assert "inconsistent weights" in _load_error(path)
+
+
+@pytest.mark.parametrize("name,edit,key", [
+    ("irim.v1", {"steps": 0}, "model_config.steps must be an integer >= 1, got 0"),
+    ("irim.v1", {"state_channels": 5}, "model_config.state_channels must be an even integer"),
+    ("cinn.v1", {"levels": 0}, "model_config.levels must be an integer >= 1, got 0"),
+    ("cinn.v1", {"clamp": -1.0}, "model_config.clamp must be a number > 0"),
+])
+def test_out_of_range_irim_and_cinn_configs_are_one_line(tmp_path: Path, name: str, edit: dict,
+                                                         key: str) -> None:
+    config = ({"steps": 1, "state_channels": 4, "levels": 2, "hidden": 2, "grad_hidden": 2}
+              if name == "irim.v1" else {"levels": 1, "blocks_per_level": 1, "hidden": 2,
+                                          "cond_channels": 2, "cond_hidden": 2})
+    model = registry.build(name, config)
+    path = save_checkpoint(tmp_path / "m.safetensors", model, name=name, config=config)
+    _rewrite_meta(path, lambda m: m["config"].update(edit))
+    problem = _load_error(path)  # these were ValueErrors the loader let through as tracebacks
+    assert problem.startswith(f"config does not match model '{name}'") and key in problem

@@ -9,8 +9,9 @@ import math
 import pytest
 import torch
 
+from mrirecon.errors import InputFileError, InvalidParameterError
 from mrirecon.models import registry
-from mrirecon.models.checkpoint import load_checkpoint, save_checkpoint
+from mrirecon.models.checkpoint import build_model, load_checkpoint, save_checkpoint
 from mrirecon.models.cinn import CINN, CINNConfig
 from mrirecon.models.irim import IRIM, IRIMConfig
 from mrirecon.physics.coils import single_coil_maps
@@ -92,7 +93,7 @@ def model(data, dtype=torch.float64, scale: float = 0.1, **overrides) -> CINN:
 
 def perturbed(x0, x, grad=None, scale: float = 0.1, **overrides) -> CINN:
     torch.manual_seed(0)
-    m = CINN(CINNConfig(**{**SMALL, **overrides})).to(x0.dtype)
+    m = build_model("cinn.v1", CINNConfig(**{**SMALL, **overrides})).to(x0.dtype)
     g = torch.Generator().manual_seed(2)
     with torch.no_grad():
         for p in m.parameters():
@@ -235,8 +236,10 @@ def test_irim_conditioner_is_frozen_and_self_contained(data32, irim_checkpoint, 
 def test_irim_conditioner_rejects_other_checkpoints(data, tmp_path) -> None:
     m = CINN(CINNConfig(**SMALL))
     path = save_checkpoint(tmp_path / "cinn.safetensors", m, name="cinn.v1", config=m.config)
-    with pytest.raises(ValueError, match="irim.v1"):
-        CINN(CINNConfig(**SMALL, conditioner="irim", irim_checkpoint=str(path)))
+    with pytest.raises(InputFileError, match="irim_checkpoint needs an irim.v1 checkpoint"):
+        build_model("cinn.v1", CINNConfig(**SMALL, conditioner="irim", irim_checkpoint=str(path)))
+    with pytest.raises(InvalidParameterError, match="must be loaded by the build step"):
+        CINN(CINNConfig(**SMALL, conditioner="irim", irim_checkpoint=str(path)))  # never reads
 
 
 @pytest.mark.parametrize("bad", [

@@ -205,10 +205,16 @@ def test_unknown_name_lists_valid_names() -> None:
 
 
 def test_unknown_keys_list_valid_keys() -> None:
-    with pytest.raises(InvalidParameterError, match="layers.*expected some of: steps, hidden"):
+    with pytest.raises(InvalidParameterError,
+                       match=r"model_config\.layers.*valid keys in model_config for rim\.v1: "
+                             "steps, hidden"):
         registry.config_for("rim.v1", {"layers": 3})
 
 
-def test_wrong_value_type_is_refused() -> None:
-    with pytest.raises(InvalidParameterError, match="steps must be of type int"):
-        registry.config_for("rim.v1", {"steps": "8"})
+def test_values_are_coerced_like_yaml_and_wrong_kinds_refused() -> None:
+    assert registry.config_for("rim.v1", {"steps": "8"}).steps == 8  # one engine with train/
+    for value in ("eight", 2.5, True):
+        with pytest.raises(InvalidParameterError, match="model_config.steps must be an integer"):
+            registry.config_for("rim.v1", {"steps": value})
+    with pytest.raises(InvalidParameterError, match=r"model_config.steps must be an integer >= 1"):
+        registry.config_for("rim.v1", {"steps": 0})

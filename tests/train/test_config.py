@@ -124,7 +124,7 @@ def test_wrong_types_are_rejected(override, message):
     ("device=tpu", r"device must be auto, cpu, cuda, cuda:N or mps, got 'tpu'"),
     ("epochs=0", r"epochs must be null or an integer >= 1, got 0"),
     ("max_minutes=0", r"max_minutes must be null or > 0"),
-    ("model_config.steps=0", r"model_config of irim.v1: steps must be >= 1, got 0"),
+    ("model_config.steps=0", r"model_config.steps must be an integer >= 1, got 0"),
 ])
 def test_validation_messages_name_key_and_expected_value(override, message):
     with pytest.raises(InvalidParameterError, match=message):
@@ -203,4 +203,4 @@ def test_config_to_dict_is_plain_and_nested():
                                         .glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_example_configs_load(path: Path) -> None:
     cfg = load_config(path, [])
-    assert cfg.model in ("rim.v1", "irim.v1") and cfg.data.train
+    assert cfg.model in ("rim.v1", "irim.v1") and (cfg.data.train or cfg.data.synthetic)
