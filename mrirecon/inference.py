@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from mrirecon.data import KSpace, Volume
+from mrirecon.data.masks import mask_statistics
 from mrirecon.errors import InputFileError
 from mrirecon.sampling import Mask, MaskOptions, draw_mask, seed_from_name
 
@@ -92,10 +93,11 @@ def mask_record(mask: Mask | np.ndarray) -> dict[str, Any]:
     carried, just what was achieved)."""
     if isinstance(mask, Mask):
         return {**mask.summary(), "source": "drawn"}
-    array = np.asarray(mask, dtype=bool)
-    return {"source": "file", "sampled_lines": int(array.any(axis=0).sum()),
-            "total_lines": int(array.shape[-1]),
-            "achieved_acceleration": round(array.size / max(int(array.sum()), 1), 4)}
+    stats = mask_statistics(mask)
+    return {"source": "file", "sampled_lines": stats["sampled_lines"],
+            "total_lines": stats["total_lines"],
+            "achieved_acceleration": round(min(stats["achieved_acceleration"],
+                                               stats["total_points"]), 4)}
 
 
 def reference_image(kspace: KSpace) -> np.ndarray | None:
@@ -296,10 +298,11 @@ def write_samples(path: Path, posterior: Any, *, overwrite: bool = False) -> Pat
     import h5py
 
     from mrirecon.fileutil import atomic_path
+    from mrirecon.jsonutil import json_default
 
     with atomic_path(path, overwrite=overwrite) as tmp, h5py.File(tmp, "w") as f:
         f.create_dataset("samples", data=posterior.samples, compression="gzip",
                          compression_opts=1)
         f.attrs["affine"] = np.asarray(posterior.mean.affine, np.float64)
-        f.attrs["provenance"] = json.dumps(posterior.mean.provenance, default=str)
+        f.attrs["provenance"] = json.dumps(posterior.mean.provenance, default=json_default)
     return path

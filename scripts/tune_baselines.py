@@ -25,8 +25,9 @@ import numpy as np
 
 from mrirecon import metrics
 from mrirecon.physics.calibration import checked_calibration_width
+from mrirecon.physics.coils import coil_maps
 from mrirecon.physics.simulate import SimulationParams, resample_inplane, simulate_kspace
-from mrirecon.recon.sigpy_baselines import SENSE, CompressedSensing, coil_maps, mask_weights
+from mrirecon.recon.sigpy_baselines import SENSE, CompressedSensing, mask_weights
 from mrirecon.sampling import MaskSpec, make_mask
 
 COLIN27 = Path("/usr/share/mricron/templates/ch2.nii.gz")

@@ -18,6 +18,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from mrirecon.errors import MriReconError
+from mrirecon.jsonutil import json_default
 
 # click's exception classes, wherever this Typer keeps click (real or vendored)
 _click_exceptions = importlib.import_module(typer.BadParameter.__module__)
@@ -46,7 +47,7 @@ def info(message: str) -> None:
 
 def emit_json(data: Any) -> None:
     """Machine-readable output on stdout."""
-    print(json.dumps(data, indent=2, default=str))
+    print(json.dumps(data, indent=2, default=json_default))
 
 
 def print_table(columns: list[str], rows: list[list[Any]], title: str | None = None) -> None:

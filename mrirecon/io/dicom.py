@@ -46,7 +46,7 @@ from mrirecon.data.geometry import affine_from_dicom, dicom_from_affine
 from mrirecon.data.volume import Volume
 from mrirecon.errors import InputFileError, InvalidParameterError, OutputError, one_line
 from mrirecon.fileutil import atomic_path, check_writable
-from mrirecon.io._json import json_default
+from mrirecon.jsonutil import json_default
 
 PathLike = str | os.PathLike
 PATIENT_STUDY = (

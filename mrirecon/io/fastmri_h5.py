@@ -46,9 +46,9 @@ from mrirecon import __version__
 from mrirecon.data import KSpace, Volume
 from mrirecon.errors import InputFileError, InvalidParameterError, one_line
 from mrirecon.fileutil import atomic_path, check_writable
-from mrirecon.io._json import json_default
 from mrirecon.io.h5source import H5SliceSource, open_h5
 from mrirecon.io.ismrmrd import fastmri_padding, parse_header
+from mrirecon.jsonutil import json_default
 
 TARGET_KEYS = ("reconstruction_esc", "reconstruction_rss")
 RECONSTRUCTION_KEY = "reconstruction"

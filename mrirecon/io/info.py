@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from mrirecon.data import KSpace, Volume, orientation_codes, voxel_sizes
+from mrirecon.data.masks import mask_statistics
 
 
 def file_info(path: str | Path, *, series: str | None = None) -> dict[str, Any]:
@@ -47,9 +48,10 @@ def _kspace_info(ks: KSpace) -> dict[str, Any]:
     if ks.affine is not None:
         info["orientation"] = orientation_codes(ks.affine)
     if ks.mask is not None:
-        mask = np.broadcast_to(ks.mask, (ky, kx))
-        info["mask"] = {"sampled_lines": int(mask.any(axis=0).sum()), "total_lines": kx,
-                        "acceleration": round(mask.size / max(int(mask.sum()), 1), 3)}
+        stats = mask_statistics(ks.mask, (ky, kx))
+        info["mask"] = {"sampled_lines": stats["sampled_lines"], "total_lines": kx,
+                        "acceleration": round(min(stats["achieved_acceleration"],
+                                                  stats["total_points"]), 3)}
     else:
         info["mask"] = None
     return info

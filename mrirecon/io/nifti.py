@@ -38,7 +38,7 @@ from mrirecon import __version__
 from mrirecon.data import Volume
 from mrirecon.errors import InputFileError, InvalidParameterError, one_line
 from mrirecon.fileutil import atomic_path, check_writable
-from mrirecon.io._json import json_default
+from mrirecon.jsonutil import json_default
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 _AXES = [2, 1, 0, 3]  # (slice, row, col, 1) <-> (k, j, i, 1); its own inverse

@@ -24,6 +24,7 @@ import json
 import os
 from collections.abc import Mapping
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,9 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from mrirecon.errors import InputFileError, InvalidParameterError, MriReconError
+from mrirecon.errors import InputFileError, InvalidParameterError, MriReconError, one_line
 from mrirecon.fileutil import atomic_path
+from mrirecon.jsonutil import json_default
 from mrirecon.models import registry
 
 FORMAT = "mrirecon.checkpoint"
@@ -69,14 +71,6 @@ def _weights(model: nn.Module) -> dict[str, torch.Tensor]:
         k: v.detach().to("cpu").clone(memory_format=torch.contiguous_format)
         for k, v in model.state_dict().items()
     }
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    if hasattr(obj, "tolist"):  # numpy / torch scalars and arrays
-        return obj.tolist()
-    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
 
 
 def save_checkpoint(
@@ -138,7 +132,7 @@ def save_checkpoint(
         "extra": dict(extra or {}),
     }
     try:
-        text = json.dumps(meta, default=_json_default, allow_nan=True)
+        text = json.dumps(meta, default=partial(json_default, fallback=None), allow_nan=True)
     except (TypeError, ValueError) as exc:
         raise InvalidParameterError(f"checkpoint extra metadata is not JSON: {exc}") from None
     path = Path(path)
@@ -172,7 +166,7 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
             header = f.metadata() or {}
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise InputFileError(
-            path, f"not a safetensors checkpoint, or truncated: {_brief(exc)}"
+            path, f"not a safetensors checkpoint, or truncated: {one_line(exc)}"
         ) from None
     if METADATA_KEY not in header:
         raise InputFileError(path, "safetensors file without mrirecon metadata; not a checkpoint")
@@ -263,24 +257,24 @@ def load_checkpoint(
     try:  # the stored weights come next: nothing else is loaded (parts included)
         model = build_model(name, meta["config"], load_parts=False)
     except (MriReconError, ValueError, TypeError) as exc:
-        raise InputFileError(path, f"config does not match model {name!r}: {_brief(exc)}"
+        raise InputFileError(path, f"config does not match model {name!r}: {one_line(exc)}"
                              ) from None
     try:
         with safe_open(os.fspath(path), framework="pt", device="cpu") as f:
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise InputFileError(path, f"cannot read the weights: {_brief(exc)}") from None
+        raise InputFileError(path, f"cannot read the weights: {one_line(exc)}") from None
     if tensor_digest(tensors) != meta["sha256"]:
         raise InputFileError(path, "weights do not match their checksum; the file is corrupt")
     try:
         tensors = registry.upgrade_state(name, tensors, registry.config_for(name, meta["config"]))
     except ValueError as exc:
-        raise InputFileError(path, f"inconsistent weights: {_brief(exc)}") from None
+        raise InputFileError(path, f"inconsistent weights: {one_line(exc)}") from None
     _check_tensors(path, model.state_dict(), tensors)
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as exc:
-        raise InputFileError(path, f"weights do not fit model {name!r}: {_brief(exc)}") from None
+        raise InputFileError(path, f"weights do not fit model {name!r}: {one_line(exc)}") from None
     return model.to(device).eval(), meta
 
 
@@ -304,9 +298,3 @@ def _check_tensors(
     ]
     if wrong:
         raise InputFileError(path, f"tensors of the wrong shape: {names(wrong)}")
-
-
-def _brief(exc: BaseException) -> str:
-    """The first line of an exception's message, for one-line errors."""
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

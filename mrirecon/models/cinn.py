@@ -48,7 +48,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from mrirecon.errors import InvalidParameterError
+from mrirecon.errors import InvalidParameterError, one_line
 from mrirecon.models.invertible import ActNorm, AffineCoupling, Orthogonal1x1, OrthogonalDownsample
 from mrirecon.models.irim import IRIM, IRIMConfig
 from mrirecon.models.irim import upgrade_state_dict as upgrade_irim
@@ -156,7 +156,7 @@ def _frozen_irim(config: CINNConfig, irim: IRIM | None) -> IRIM:
     except RuntimeError as exc:
         raise InvalidParameterError(
             f"{config.irim_checkpoint}: weights do not fit irim_config: "
-            f"{str(exc).splitlines()[0]}") from None
+            f"{one_line(exc)}") from None
     return built
 
 

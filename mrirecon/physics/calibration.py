@@ -1,7 +1,6 @@
-"""The fully sampled k-space centre (calibration region) and coil maps estimated from it.
+"""The fully sampled k-space centre (calibration region): its width and its window.
 
-Used by every method that needs coil sensitivities: the sigpy baselines (SENSE, CS) and the
-learned models' data-consistency gradient.
+The coil maps estimated from it are in :mod:`mrirecon.physics.coils`.
 """
 
 from __future__ import annotations
@@ -10,7 +9,6 @@ import numpy as np
 import torch
 
 from mrirecon.errors import InvalidParameterError
-from mrirecon.physics.fft import ifft2c
 
 #: Fewest fully sampled centre lines from which coil maps are estimated.
 MIN_CALIBRATION_LINES = 8
@@ -89,38 +87,3 @@ def calibration_window(width: int, taper: float = CALIBRATION_TAPER) -> torch.Te
         ramp = edge < half
         w[ramp] = 0.5 * (1 - torch.cos(torch.pi * edge[ramp] / half))
     return w
-
-
-def acs_maps(kspace: torch.Tensor, calib_width: int) -> torch.Tensor:
-    """Coil maps from the auto-calibration signal: smooth coil images divided by their RSS.
-
-    The centre ``calib_width`` x ``calib_width`` block of k-space is weighted by a separable
-    :func:`calibration_window` (a short taper against ringing) and zero-padded; its inverse FFT
-    gives low-resolution coil images ``l_c``; the maps are ``l_c / sqrt(sum_c |l_c|^2)`` (unit
-    root-sum-of-squares everywhere, carrying the smooth image phase, which does not change
-    ``|x|``).
-
-    Parameters
-    ----------
-    kspace
-        ``(..., coils, ky, kx)`` complex k-space (batch dimensions broadcast).
-    calib_width
-        Side of the fully sampled centre block.
-
-    Returns
-    -------
-    torch.Tensor
-        ``(..., coils, ky, kx)`` maps, same dtype and device as ``kspace``.
-    """
-    ky, kx = kspace.shape[-2:]
-    window = calibration_window(calib_width)
-    window = (window[:, None] * window[None, :]).to(kspace.device, kspace.real.dtype)
-    r0, c0 = ky // 2 - calib_width // 2, kx // 2 - calib_width // 2
-    calib = torch.zeros_like(kspace)
-    rows, cols = slice(r0, r0 + calib_width), slice(c0, c0 + calib_width)
-    calib[..., rows, cols] = kspace[..., rows, cols] * window
-    low = ifft2c(calib)
-    norm = torch.sqrt(torch.sum(low.abs() ** 2, dim=-3, keepdim=True))
-    floor = torch.clamp(norm.amax(dim=(-3, -2, -1), keepdim=True) * 1e-8,
-                        min=torch.finfo(norm.dtype).tiny)
-    return low / torch.maximum(norm, floor)

@@ -1,21 +1,12 @@
-"""Synthetic coil sensitivities and image phase: the families that simulation draws from.
+"""Synthetic image phase, and the coordinate grid of every synthetic field.
 
 Used by :mod:`mrirecon.physics.simulate` (``mrirecon simulate``), the domain-randomised training
 generator (:mod:`mrirecon.train.synthetic`) and the out-of-distribution validation suite
 (``scripts/bench/generalisation.py``), each with its own parameters. Coordinates are in units of
 the half field of view: the image spans ``[-1, 1]`` along each axis (pixel centres).
 
-Coil maps
----------
-- :func:`birdcage_maps`: ``coils`` elements evenly spaced on a circle of ``radius``, field
-  ``~ 1 / distance`` with a phase that turns with the element's angle (the construction of
-  ``sigpy.mri.birdcage_maps``), optionally rotated;
-- :func:`loop_maps`: small surface loops at arbitrary positions, magnitude
-  ``(1 + (d / size)^2)^(-3/2)`` (the on-axis field of a loop of radius ``size`` at depth ``d``,
-  Biot-Savart), each with its own phase offset and a smooth phase that turns with the angle
-  off the loop's axis.
-
-Both are returned unnormalised or normalised to unit root-sum-of-squares (``normalise``).
+The synthetic coil maps (birdcage, surface loops) are in :mod:`mrirecon.physics.coils`, on the
+same :func:`grid`.
 
 Phase
 -----
@@ -32,8 +23,6 @@ import math
 import numpy as np
 import torch
 
-from mrirecon.physics.coils import rss, single_coil_maps
-
 
 def grid(shape: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
     """``(y, x)`` float64 pixel-centre coordinates in half-FOV units, each ``(ny, nx)``."""
@@ -41,58 +30,6 @@ def grid(shape: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
     y = (torch.arange(ny, dtype=torch.float64) + 0.5 - ny / 2) / (ny / 2)
     x = (torch.arange(nx, dtype=torch.float64) + 0.5 - nx / 2) / (nx / 2)
     return torch.meshgrid(y, x, indexing="ij")
-
-
-def _normalised(maps: torch.Tensor, normalise: bool, dtype: torch.dtype) -> torch.Tensor:
-    if normalise:
-        maps = maps / rss(maps, dim=0).clamp_min(1e-12)
-    return maps.to(dtype)
-
-
-def birdcage_maps(shape: tuple[int, int], coils: int, radius: float = 1.5,
-                  dtype: torch.dtype = torch.complex64, rotation: float = 0.0,
-                  normalise: bool = True) -> torch.Tensor:
-    """Birdcage coil maps ``(coils, y, x)``; one coil gives the all-ones map."""
-    if coils == 1:
-        return single_coil_maps(shape, dtype=dtype)
-    ny, nx = shape
-    y = (torch.arange(ny, dtype=torch.float64) - ny / 2) / (ny / 2)
-    x = (torch.arange(nx, dtype=torch.float64) - nx / 2) / (nx / 2)
-    angle = torch.arange(coils, dtype=torch.float64) * (2 * math.pi / coils) + rotation
-    dx = x[None, None, :] - radius * torch.cos(angle)[:, None, None]
-    dy = y[None, :, None] - radius * torch.sin(angle)[:, None, None]
-    phase = torch.atan2(dx, -dy) - angle[:, None, None]
-    maps = torch.polar(1.0 / torch.sqrt(dx**2 + dy**2), phase)
-    return _normalised(maps, normalise, dtype)
-
-
-def loop_maps(shape: tuple[int, int], centres: np.ndarray, size: float | np.ndarray,
-              phases: np.ndarray | None = None, dtype: torch.dtype = torch.complex64,
-              normalise: bool = True) -> torch.Tensor:
-    """Surface-loop coil maps ``(coils, y, x)`` for loops at ``centres`` ``(coils, 2)`` (y, x).
-
-    ``size`` (scalar or one per coil) is the loop radius in half-FOV units; ``phases`` the
-    coils' constant phase offsets (radians, default 0).
-    """
-    centres = np.asarray(centres, dtype=np.float64).reshape(-1, 2)
-    coils = len(centres)
-    sizes = torch.as_tensor(np.broadcast_to(np.asarray(size, dtype=np.float64), (coils,)).copy())
-    offsets = torch.as_tensor(np.zeros(coils) if phases is None else np.asarray(phases, float))
-    yy, xx = grid(shape)
-    cy = torch.as_tensor(centres[:, 0])[:, None, None]
-    cx = torch.as_tensor(centres[:, 1])[:, None, None]
-    dy, dx = yy[None] - cy, xx[None] - cx
-    dist2 = dx**2 + dy**2
-    magnitude = (1.0 + dist2 / sizes[:, None, None] ** 2) ** -1.5
-    # a phase that turns across the field of view as seen from the loop: the angle off the
-    # loop's axis (its direction to the image centre), made smooth everywhere by measuring the
-    # along-axis distance from behind the loop (no branch cut crosses the image)
-    norm = torch.sqrt(cy**2 + cx**2).clamp_min(1e-6)
-    uy, ux = -cy / norm, -cx / norm  # unit vector from the loop towards the centre
-    along = dy * uy + dx * ux
-    across = dx * uy - dy * ux
-    phase = offsets[:, None, None] + 0.5 * torch.atan2(across, along.abs() + sizes[:, None, None])
-    return _normalised(torch.polar(magnitude, phase), normalise, dtype)
 
 
 def polynomial_phase(shape: tuple[int, int], rng: np.random.Generator, order: int = 2,

@@ -101,10 +101,22 @@ def adjoint_mismatch(op: LinearOperator, x: torch.Tensor, y: torch.Tensor) -> fl
     """Relative adjointness error ``|<A x, y> - <x, A^H y>| / (|A x| |y|)``.
 
     Zero (to rounding) for a correct adjoint; used by the tests of every operator and handy for
-    anyone writing a new one.
+    anyone writing a new one. ``A x`` must have ``y``'s shape and ``A^H y`` ``x``'s (and the
+    dtypes must match): the inner products flatten, so an adjoint that returns its axes swapped
+    would otherwise pass.
+
+    Raises
+    ------
+    ValueError
+        A shape or dtype that differs from the pairing's.
     """
     ax = op.forward(x)
+    aty = op.adjoint(y)
+    for what, got, want in (("A x", ax, y), ("A^H y", aty, x)):
+        if got.shape != want.shape or got.dtype != want.dtype:
+            raise ValueError(f"{type(op).__name__}: {what} is {tuple(got.shape)} {got.dtype}, "
+                             f"expected {tuple(want.shape)} {want.dtype}")
     lhs = inner(ax, y)
-    rhs = inner(x, op.adjoint(y))
+    rhs = inner(x, aty)
     scale = torch.linalg.vector_norm(ax) * torch.linalg.vector_norm(y)
     return float(torch.abs(lhs - rhs) / scale)

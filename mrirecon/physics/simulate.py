@@ -23,9 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from mrirecon.physics.coils import rss
+from mrirecon.physics.coils import birdcage_maps, rss
 from mrirecon.physics.fft import ifft2c
-from mrirecon.physics.fields import birdcage_maps
 from mrirecon.physics.sense import sense_operator
 
 

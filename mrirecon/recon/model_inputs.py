@@ -26,7 +26,8 @@ from torch import nn
 from mrirecon.models.protocols import GradFn
 from mrirecon.padding import Pad, center_crop, pad_to_multiple
 from mrirecon.physics import dc_gradient, from_channels, sense_operator, to_channels
-from mrirecon.physics.calibration import MAX_CALIBRATION_LINES, acs_maps, calibration_width
+from mrirecon.physics.calibration import MAX_CALIBRATION_LINES, calibration_width
+from mrirecon.physics.coils import acs_maps
 from mrirecon.physics.operators import LinearOperator
 
 #: Percentile of the zero-filled magnitude that normalises each slice.

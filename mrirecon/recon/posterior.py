@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from mrirecon.data import KSpace, Volume
-from mrirecon.errors import InvalidParameterError, MriReconError
+from mrirecon.errors import InvalidParameterError, MriReconError, one_line
 from mrirecon.recon.learned import LearnedReconstructor
 from mrirecon.recon.model_inputs import padded_inputs, prepare_batch
 
@@ -153,7 +153,7 @@ class PosteriorSampler(LearnedReconstructor):
                     raise
                 raise MriReconError(
                     f"--sample-batch {self.sample_batch} does not fit in memory on "
-                    f"{self.device}: {str(exc).splitlines()[0]}; use a smaller --sample-batch "
+                    f"{self.device}: {one_line(exc)}; use a smaller --sample-batch "
                     "or --batch-size") from None
             draws = crop(draws).double() * batch.scale[None, :, None, None].double()
             total = draws.sum(0) if total is None else total + draws.sum(0)

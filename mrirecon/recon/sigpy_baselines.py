@@ -54,71 +54,10 @@ import numpy as np
 import torch
 
 from mrirecon.data import KSpace, Volume
-from mrirecon.errors import InvalidParameterError, MriReconError
-from mrirecon.physics.calibration import acs_maps, checked_calibration_width
+from mrirecon.errors import InvalidParameterError, MriReconError, one_line
+from mrirecon.physics.calibration import checked_calibration_width
+from mrirecon.physics.coils import MAP_METHODS, coil_maps
 from mrirecon.recon.base import Reconstructor
-
-#: Coil-map estimators selectable with ``maps=``.
-MAP_METHODS = ("espirit", "acs")
-
-
-def espirit_kernel_width(calib_width: int) -> int:
-    """ESPIRiT kernel width for a calibration width: sigpy's 6, but at most
-    ``calib_width // 2 - 1`` (at least 3).
-
-    With few calibration lines the calibration matrix has too few rows,
-    ``(calib_width - kernel_width + 1)^2``, to span the signal subspace: on a 64x64 8-coil
-    image a 10-line region with 6x6 kernels gives eigenvalues below 0.88 everywhere, so the
-    0.95 crop zeroes every map; 4x4 kernels give eigenvalues of 1 inside the object.
-    """
-    return max(3, min(6, calib_width // 2 - 1))
-
-
-def espirit_maps(kspace_slice: np.ndarray, calib_width: int, *, thresh: float = 0.02,
-                 kernel_width: int | None = None, crop: float = 0.95) -> np.ndarray:
-    """ESPIRiT coil maps (Uecker et al. 2014) of one slice.
-
-    Parameters
-    ----------
-    kspace_slice
-        ``(coils, ky, kx)`` complex k-space whose centre ``calib_width`` x ``calib_width``
-        block is fully sampled.
-    calib_width
-        Side of that block (see :func:`checked_calibration_width`).
-    thresh, kernel_width, crop
-        sigpy's ``EspiritCalib`` settings: singular-value threshold of the calibration matrix,
-        k-space kernel width (``None``: :func:`espirit_kernel_width`), eigenvalue threshold
-        below which the maps are set to zero (outside the object).
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(coils, ky, kx)`` complex64 maps, unit root-sum-of-squares where the eigenvalue
-        exceeds ``crop``, zero elsewhere; phase relative to the first coil.
-    """
-    from sigpy.mri.app import EspiritCalib
-
-    ksp = np.ascontiguousarray(kspace_slice, dtype=np.complex64)
-    if kernel_width is None:
-        kernel_width = espirit_kernel_width(calib_width)
-    maps = EspiritCalib(ksp, calib_width=calib_width, thresh=thresh, kernel_width=kernel_width,
-                        crop=crop, show_pbar=False).run()
-    return np.asarray(maps, dtype=np.complex64)
-
-
-def coil_maps(kspace_slice: np.ndarray, calib_width: int, method: str = "espirit") -> np.ndarray:
-    """``(coils, ky, kx)`` maps by ``method`` (``"espirit"`` or ``"acs"``); all-ones for one
-    coil."""
-    if kspace_slice.shape[0] == 1:
-        return np.ones(kspace_slice.shape, dtype=np.complex64)
-    if method == "espirit":
-        return espirit_maps(kspace_slice, calib_width)
-    if method == "acs":
-        return acs_maps(torch.from_numpy(np.asarray(kspace_slice, np.complex64)),
-                        calib_width).numpy()
-    raise InvalidParameterError(
-        f"unknown coil-map method {method!r}; expected one of {', '.join(MAP_METHODS)}"
-    )
 
 
 def mask_weights(mask: np.ndarray | torch.Tensor, shape: tuple[int, int]) -> np.ndarray:
@@ -252,7 +191,7 @@ class SigpyReconstructor(Reconstructor):
         except MriReconError:
             raise
         except Exception as exc:  # sigpy failing is a convergence failure, reported as one line
-            detail = str(exc).splitlines()[0] if str(exc) else ""
+            detail = one_line(exc) if str(exc).strip() else ""
             raise MriReconError(
                 f"{self.name} did not converge on slice {index} ({type(exc).__name__}: {detail})"
             ) from exc
@@ -323,13 +262,9 @@ class CompressedSensing(SigpyReconstructor):
 
 
 __all__ = [
-    "MAP_METHODS",
     "SENSE",
     "CompressedSensing",
     "SigpyReconstructor",
-    "coil_maps",
-    "espirit_kernel_width",
-    "espirit_maps",
     "mask_weights",
     "zero_filled_scale",
 ]

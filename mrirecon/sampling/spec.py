@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from mrirecon.data.masks import mask_statistics
 from mrirecon.errors import InvalidParameterError
 
 
@@ -168,13 +169,12 @@ class Mask:
     @property
     def achieved_acceleration(self) -> float:
         """``total / sampled`` k-space locations (``inf`` for an empty mask)."""
-        n = int(self.array.sum())
-        return math.inf if n == 0 else self.array.size / n
+        return float(mask_statistics(self.array)["achieved_acceleration"])
 
     @property
     def sampled_lines(self) -> int:
         """Phase-encode columns with at least one sample."""
-        return int(self.array.any(axis=0).sum())
+        return int(mask_statistics(self.array)["sampled_lines"])
 
     def summary(self) -> dict[str, Any]:
         """JSON-friendly description: the spec plus what was achieved."""
@@ -186,8 +186,9 @@ class Mask:
             "total_lines": self.spec.columns,
         }
         if not self.spec.kind.is_line:
-            out["sampled_points"] = int(self.array.sum())
-            out["total_points"] = int(self.array.size)
+            stats = mask_statistics(self.array)
+            out["sampled_points"] = stats["sampled_points"]
+            out["total_points"] = stats["total_points"]
         return {**out, **self.extra}
 
 

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mrirecon.errors import InputFileError
+from mrirecon.errors import InputFileError, one_line
 from mrirecon.fileutil import atomic_path
 
 __all__ = ["load_state", "rng_state", "save_state", "seed_everything", "set_rng_state"]
@@ -130,8 +130,7 @@ def load_state(path: str | os.PathLike) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 -- any unreadable file is one message
-        brief = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputFileError(path, f"not a readable training state ({brief})") from None
+        raise InputFileError(path, f"not a readable training state ({one_line(exc)})") from None
     if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
         raise InputFileError(path, f"not a training state of version {STATE_VERSION}")
     return state

@@ -33,14 +33,8 @@ import torch
 from torch.utils.data import Dataset
 
 from mrirecon.errors import InvalidParameterError
-from mrirecon.physics.coils import rss
-from mrirecon.physics.fields import (
-    birdcage_maps,
-    loop_maps,
-    patch_phase,
-    polynomial_phase,
-    ramp_phase,
-)
+from mrirecon.physics.coils import birdcage_maps, loop_maps, rss
+from mrirecon.physics.fields import patch_phase, polynomial_phase, ramp_phase
 from mrirecon.physics.simulate import measure
 from mrirecon.sampling import MaskKind, MaskSpec, make_mask
 from mrirecon.sampling.seeding import rng as keyed_rng

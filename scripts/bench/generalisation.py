@@ -131,7 +131,7 @@ def coil_maps(shape: tuple[int, int], coils: int, rng: np.random.Generator) -> t
     """The suite's coils: loops of size 0.6 evenly spaced on an ellipse of semi-axes 1.25 (y) and
     1.05 (x) with phase offsets ``0.7 * 2 pi k / coils`` (RSS 1); for one coil a loop of size
     1.5 at (1.6, 0), max magnitude 1, times a random constant phase."""
-    from mrirecon.physics.fields import loop_maps
+    from mrirecon.physics.coils import loop_maps
 
     if coils == 1:
         maps = loop_maps(shape, np.array([[1.6, 0.0]]), 1.5, dtype=torch.complex128,

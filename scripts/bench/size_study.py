@@ -1,7 +1,8 @@
 """i-RIM size study: the same training budget at several U-Net widths, scored on the OOD suite.
 
-    python scripts/bench/size_study.py [--hidden 16,32,64] [--config configs/size-study.yaml]
-        [--suite data/suite] [--out runs/size-study] [--threads 1] [--mask-repeats 1]
+    python scripts/bench/size_study.py [--hidden 16,32,64] [--steps 240]
+        [--config configs/size-study.yaml] [--suite data/suite] [--out runs/size-study]
+        [--threads 1] [--mask-repeats 1]
 
 For each width it runs ``mrirecon train CONFIG --set model_config.hidden=H`` from scratch (same
 steps, data, seed and schedule for every width), then ``generalisation.py run`` on the suite with
@@ -52,7 +53,9 @@ def run_width(hidden: int, args: argparse.Namespace, env: dict[str, str]) -> dic
     if not (run / "best.safetensors").exists():
         subprocess.run([str(Path(sys.executable).with_name("mrirecon")), "train", args.config,
                         "--out", str(run), "--overwrite",
-                        "--set", f"model_config.hidden={hidden}"], check=True, env=env)
+                        "--set", f"model_config.hidden={hidden}",
+                        "--set", f"max_steps={args.steps}", "--set", f"val_every={args.steps}"],
+                       check=True, env=env)
     suite = run / "suite.json"
     subprocess.run([sys.executable, str(HERE / "generalisation.py"), "run", args.suite,
                     "--methods", "zero-filled", "--accel", "4,8",
@@ -73,6 +76,8 @@ def run_width(hidden: int, args: argparse.Namespace, env: dict[str, str]) -> dic
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--hidden", default="16,32,64", help="U-Net widths [default: 16,32,64]")
+    parser.add_argument("--steps", type=int, default=240,
+                        help="training steps of every width, from scratch [default: 240]")
     parser.add_argument("--config", default=str(ROOT / "configs/size-study.yaml"))
     parser.add_argument("--suite", default=str(ROOT / "data/suite"))
     parser.add_argument("--out", default=str(ROOT / "runs/size-study"))

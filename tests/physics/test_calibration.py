@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from mrirecon.physics import calibration, ifft2c
-from mrirecon.physics.calibration import acs_maps, calibration_window
+from mrirecon.physics import calibration, coils, ifft2c
+from mrirecon.physics.calibration import calibration_window
+from mrirecon.physics.coils import acs_maps
 from mrirecon.physics.simulate import SimulationParams, simulate_kspace
 
 
@@ -57,6 +58,6 @@ def test_narrow_calibration_maps_beat_hann_maps(head, monkeypatch, width: int) -
     kspace, inside = head
     coil_images = ifft2c(kspace)
     ours = _projection_error(acs_maps(kspace, width), coil_images, inside)
-    monkeypatch.setattr(calibration, "calibration_window", _hann)
+    monkeypatch.setattr(coils, "calibration_window", _hann)
     hann = _projection_error(acs_maps(kspace, width), coil_images, inside)
     assert ours < 0.8 * hann, (ours, hann)
