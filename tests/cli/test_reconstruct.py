@@ -189,3 +189,30 @@ def test_prefetch_gives_the_same_outputs_as_lazy_reading(scans, tmp_path) -> Non
         a = read_reconstruction(tmp_path / "--prefetch" / name).data
         b = read_reconstruction(tmp_path / "--no-prefetch" / name).data
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("edit", [{"steps": 0}, {"state_channels": 3}, {"hidden": "wide"}])
+def test_checkpoint_with_out_of_range_config_is_one_line(simulated_scans, tmp_path, edit) -> None:
+    """Review defect: ``steps: 0`` in a checkpoint's config was a ValueError traceback."""
+    import struct
+
+    from mrirecon.models.checkpoint import save_checkpoint
+    from mrirecon.models.registry import build
+
+    config = {"steps": 1, "state_channels": 4, "levels": 2, "hidden": 2, "grad_hidden": 2}
+    path = save_checkpoint(tmp_path / "bad.safetensors", build("irim.v1", config),
+                           name="irim.v1", config=config)
+    data = path.read_bytes()
+    n = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8:8 + n])
+    meta = json.loads(header["__metadata__"]["mrirecon"])
+    meta["config"].update(edit)
+    header["__metadata__"]["mrirecon"] = json.dumps(meta)
+    text = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(text)) + text + data[8 + n:])
+    out = tmp_path / "out"
+    result = invoke(str(simulated_scans / "MR_small.h5"), "-o", str(out), "--model", str(path))
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(path) in lines[0] and "model_config." in lines[0]
+    assert not out.exists() or not any(out.iterdir())
