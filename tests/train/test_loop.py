@@ -13,9 +13,11 @@ from mrirecon.errors import InputFileError, InvalidParameterError, OutputError
 from mrirecon.models.checkpoint import load_checkpoint, read_metadata
 from mrirecon.train.config import load_config
 from mrirecon.train.dataset import SliceDataset, find_files
-from mrirecon.train.loop import LOG_COLUMNS, train, validate
+from mrirecon.train.loop import train
 from mrirecon.train.losses import reconstruction_loss
+from mrirecon.train.runlog import LOG_COLUMNS
 from mrirecon.train.state import load_state
+from mrirecon.train.validation import validate
 
 RIM = ["model=rim.v1", "model_config.steps=2", "model_config.hidden=8"]
 
@@ -376,7 +378,9 @@ def test_sigkill_mid_run_then_resume_continues_from_last_checkpoint(folders, tmp
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()
+    with proc.stderr:
+        stderr = proc.stderr.read().decode()
+    assert proc.returncode == -signal.SIGKILL, stderr
     saved = load_state(out / "state.pt")["step"]
     assert 10 <= saved < 60
     logged = max(int(r["step"]) for r in rows(out))
