@@ -49,6 +49,7 @@ def prepare_kspace(path: str | Path, *, series: str | None = None,
 
 def simulate_in_memory(volume: Volume, path: str | Path, simulation: Any = None) -> KSpace:
     """Simulated k-space of an image volume, kept in memory, with its geometry and header."""
+    from mrirecon.io.fastmri_h5 import target_key
     from mrirecon.physics.simulate import SimulationParams
     from mrirecon.simulation import output_name, simulate_volume
 
@@ -58,11 +59,10 @@ def simulate_in_memory(volume: Volume, path: str | Path, simulation: Any = None)
         raise InputFileError(path, "image contains NaN or Inf values")
     sim = simulate_volume(volume, params)
     rows, cols = sim["kspace"].shape[-2:]
-    target_name = "reconstruction_esc" if params.coils == 1 else "reconstruction_rss"
     return KSpace(
         data=sim["kspace"], recon_matrix=(rows, cols, 1), encoded_matrix=(rows, cols, 1),
-        targets={target_name: sim["target"]}, affine=sim["affine"],
-        image_header=volume.header, source=str(path),
+        targets={target_key(single_coil=params.coils == 1): sim["target"]},
+        affine=sim["affine"], image_header=volume.header, source=str(path),
         provenance={"simulated": True, "simulation": params.to_dict()},
     )
 
@@ -90,7 +90,8 @@ def undersample(kspace: KSpace, mask: Mask) -> KSpace:
 
 def mask_record(mask: Mask | np.ndarray) -> dict[str, Any]:
     """Provenance of a mask: its spec, seed and achieved acceleration (or, for a mask the file
-    carried, just what was achieved)."""
+    carried, just what was achieved).
+    """
     if isinstance(mask, Mask):
         return {**mask.summary(), "source": "drawn"}
     stats = mask_statistics(mask)
@@ -118,7 +119,8 @@ def _undersampled(path: Path, options: MaskOptions, series: str | None,
                   outputs: Any, overwrite: bool) -> tuple[KSpace, KSpace]:
     """(full or as-read k-space, what the reconstructor gets); ``outputs(kspace)`` lists every
     file that will be written, checked before any work (a bad input fails before any folder is
-    made, an existing output before the reconstruction)."""
+    made, an existing output before the reconstruction).
+    """
     from mrirecon.fileutil import check_writable
 
     kspace = prepare_kspace(path, series=series)
@@ -184,7 +186,8 @@ def reconstruct_input(item: ReadInput, reconstructor: Any, *,
                       overwrite: bool = False) -> dict[str, Any]:
     """Reconstruct a :class:`ReadInput` and write its image; returns a summary record
     (``seconds``: reading plus reconstructing and writing; ``outside_domain``: how the input
-    lies outside a learned model's declared training domain, empty when inside)."""
+    lies outside a learned model's declared training domain, empty when inside).
+    """
     from mrirecon.io import save
 
     start = time.perf_counter()
@@ -205,11 +208,12 @@ def reconstruct_input(item: ReadInput, reconstructor: Any, *,
 def posterior_paths(path: str | Path, out_dir: str | Path, fmt: str, *,
                     keep_samples: bool = False) -> dict[str, Path]:
     """Outputs of a sampled reconstruction: ``<stem>_mean`` and ``<stem>_std`` in ``fmt``, the
-    PNG panel ``<stem>_uncertainty.png`` and, with ``keep_samples``, ``<stem>_samples.h5``."""
-    from mrirecon.io import output_path
+    PNG panel ``<stem>_uncertainty.png`` and, with ``keep_samples``, ``<stem>_samples.h5``.
+    """
+    from mrirecon.io import EXTENSIONS, output_path
 
     base = output_path(path, out_dir, fmt)
-    ext = {"fastmri": ".h5", "nifti": ".nii.gz", "dicom": ""}[fmt]
+    ext = EXTENSIONS[fmt]
     stem = base.name[: len(base.name) - len(ext)]
     paths = {"mean": base.with_name(f"{stem}_mean{ext}"),
              "std": base.with_name(f"{stem}_std{ext}"),
@@ -221,7 +225,8 @@ def posterior_paths(path: str | Path, out_dir: str | Path, fmt: str, *,
 
 def sample_input(item: ReadInput, sampler: Any, *, overwrite: bool = False) -> dict[str, Any]:
     """Sample the posterior of a :class:`ReadInput` read with ``posterior=True`` and write its
-    outputs (``samples`` only when it was read with ``keep_samples``); returns a record."""
+    outputs (``samples`` only when it was read with ``keep_samples``); returns a record.
+    """
     from mrirecon.fileutil import atomic_path
     from mrirecon.io import save
     from mrirecon.png import encode_png
@@ -257,7 +262,8 @@ def sample_input(item: ReadInput, sampler: Any, *, overwrite: bool = False) -> d
 
 def _reference(full: KSpace, kspace: KSpace) -> np.ndarray | None:
     """The fully sampled reference, when the input had one: its fastMRI target, else (for a
-    fully sampled input that was undersampled here) the RSS of the full k-space."""
+    fully sampled input that was undersampled here) the RSS of the full k-space.
+    """
     reference = reference_image(full)
     if reference is None and full.mask is None and kspace.mask is not None:
         from mrirecon.recon.zero_filled import ZeroFilled
@@ -292,7 +298,8 @@ def uncertainty_panel(mean: np.ndarray, std: np.ndarray,
 
 def write_samples(path: Path, posterior: Any, *, overwrite: bool = False) -> Path:
     """``<stem>_samples.h5``: dataset ``samples`` ``(slices, n, rows, cols)`` float32 with the
-    affine and the provenance (seed, temperature, model) as attributes."""
+    affine and the provenance (seed, temperature, model) as attributes.
+    """
     import json
 
     import h5py

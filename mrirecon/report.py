@@ -90,6 +90,8 @@ def write_report(out_dir: str | Path, records: Sequence[Mapping[str, Any]],
 
     Parameters
     ----------
+    out_dir
+        The report folder (made if missing); the files are :func:`report_files`.
     records, summary
         From :func:`mrirecon.evaluate.sweep` / :func:`~mrirecon.evaluate.compare_files` and
         :func:`~mrirecon.evaluate.summarize_records`.
@@ -226,7 +228,7 @@ def draw_panel(images: Mapping[str, np.ndarray], scores: Mapping[str, Mapping[st
     methods = ["zero-filled", *(m for m in images if m not in ("target", "zero-filled"))]
     scored = [m for m in methods if m in scores]
     best = max(scored, key=lambda m: scores[m]["psnr"]) if scored else methods[-1]
-    tiles = [("target", target)]
+    tiles: list[tuple[str, np.ndarray]] = [("target", target)]
     for m in methods:
         label = m if m not in scores else (f"{m}\n{scores[m]['psnr']:.2f} dB, "
                                            f"SSIM {scores[m]['ssim']:.3f}")

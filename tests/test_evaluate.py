@@ -15,9 +15,16 @@ from pydicom.data import get_testdata_file
 from mrirecon import evaluate, metrics, report
 from mrirecon.data import Volume
 from mrirecon.errors import InputFileError, InvalidParameterError, MriReconError, OutputError
-from mrirecon.evaluate import compare_files, summarize_records, sweep
+from mrirecon.evaluate import (
+    SweepOptions,
+    VolumeOutputs,
+    compare_files,
+    summarize_records,
+    sweep,
+)
+from mrirecon.evaluate.calibration import pool_pixels
 from mrirecon.inference import prepare_kspace, reconstruct_file, reference_image
-from mrirecon.io.fastmri_h5 import write_reconstruction
+from mrirecon.io.fastmri_h5 import read_reconstruction, write_reconstruction
 from mrirecon.recon.methods import build_reconstructor
 from mrirecon.sampling import MaskOptions, draw_mask
 
@@ -130,6 +137,68 @@ def test_mask_repeats_add_one_record_per_mask_seed(files, swept) -> None:
     assert repeated.panel_file == "MR_small.h5" and sorted(repeated.panels) == [4, 8]
     with pytest.raises(InvalidParameterError, match="mask repeats must be >= 1"):
         sweep(files, [4], ["zero-filled"], mask_repeats=0)
+
+
+class Counting:
+    """A reconstructor built elsewhere (the protocol by its shape) that counts its calls."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.calls = inner, 0
+        self.name, self.needs_coils = inner.name, inner.needs_coils
+
+    def __call__(self, kspace):
+        self.calls += 1
+        return self.inner(kspace)
+
+    def domain_notes(self, kspace) -> list[str]:
+        return self.inner.domain_notes(kspace)
+
+
+def test_built_reconstructors_are_swept_and_write_what_reconstruct_writes(files, swept,
+                                                                          tmp_path) -> None:
+    recon = Counting(build_reconstructor("zero-filled"))
+    out = sweep(files, [4], [recon], outputs=VolumeOutputs(tmp_path / "sweep"))
+    assert recon.calls == 2  # once per file (the panel reuses it, the reference is the target)
+    assert metrics_of(out) == {k: v for k, v in metrics_of(swept).items() if k[1] == 4}
+    assert out.panels[4].keys() == swept.panels[4].keys()
+    for path in files:
+        reconstruct_file(path, tmp_path / "direct", recon.inner, MaskOptions(acceleration=4.0))
+        written = read_reconstruction(tmp_path / "sweep" / "zero-filled" / path.name)
+        direct = read_reconstruction(tmp_path / "direct" / path.name)
+        np.testing.assert_array_equal(written.data, direct.data)
+        np.testing.assert_array_equal(written.affine, direct.affine)
+        assert written.header == direct.header
+        assert written.provenance["mask"] == direct.provenance["mask"]
+    by_key = metrics_of(out)
+    for r in compare_files(tmp_path / "sweep" / "zero-filled", files[0].parent):
+        assert (r["psnr"], r["ssim"], r["nmse"]) == pytest.approx(by_key[(r["file"], 4.0)])
+    # an existing output fails before anything is reconstructed
+    again = Counting(build_reconstructor("zero-filled"))
+    with pytest.raises(OutputError, match=r"MR_small\.h5: output exists"):
+        sweep(files, [4], [again], outputs=VolumeOutputs(tmp_path / "sweep"))
+    assert again.calls == 0
+    sweep(files[:1], [4], [again], outputs=VolumeOutputs(tmp_path / "sweep", overwrite=True))
+    assert again.calls == 1
+
+
+def test_written_volumes_are_laid_out_by_rate_and_seed(files, tmp_path) -> None:
+    out = sweep(files[:1], [2, 4], ["zero-filled"], mask_repeats=2,
+                outputs=VolumeOutputs(tmp_path, "nifti"))
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.nii.gz")) == [
+        f"zero-filled/R{r}/seed{s}/MR_small.nii.gz" for r in (2, 4) for s in (0, 1)]
+    assert len(out) == 4
+    one = sweep(files[:1], [4], ["zero-filled"], outputs=VolumeOutputs(tmp_path / "one", "nifti"))
+    assert (tmp_path / "one" / "zero-filled" / "MR_small.nii.gz").is_file() and len(one) == 1
+
+
+def test_options_object_and_keywords_agree(files, swept) -> None:
+    plain = metrics_of(sweep(files, [4], ["zero-filled"], seed=1))
+    assert metrics_of(sweep(files, [4], ["zero-filled"], options=SweepOptions(seed=1))) == plain
+    assert metrics_of(sweep(files, [4], ["zero-filled"], options=SweepOptions(seed=5),
+                            seed=1)) == plain  # keywords replace the options' fields
+    assert plain != {k: v for k, v in metrics_of(swept).items() if k[1] == 4}
+    with pytest.raises(TypeError, match="sede"):
+        sweep(files, [4], ["zero-filled"], sede=1)
 
 
 def test_already_undersampled_file_is_refused(files, tmp_path) -> None:
@@ -301,6 +370,11 @@ def test_sampling_is_reproducible_and_seeded(files, checkpoints, sampled) -> Non
     other = sweep(files[:1], [4], ["zero-filled"], models=[checkpoints["cinn"]], samples=3,
                   sample_seed=2)
     assert other[1]["mean_std"] != first["mean_std"]
+    # a sampler built elsewhere is told apart by its protocol and configured the same way
+    built = build_reconstructor(model=checkpoints["cinn"])
+    prebuilt = sweep(files[:1], [4], ["zero-filled", built], samples=3, sample_seed=1)
+    assert [r["method"] for r in prebuilt] == ["zero-filled", "cinn.v1"]
+    assert prebuilt[1]["mean_std"] == first["mean_std"] and prebuilt[1]["psnr"] == first["psnr"]
     # without samples: the posterior mean of the default draws, no calibration
     plain = sweep(files[:1], [4], ["zero-filled"], models=[checkpoints["cinn"]])
     assert [r["method"] for r in plain] == ["zero-filled", "cinn.v1"]
@@ -323,11 +397,9 @@ def test_sampling_options_are_checked(files, checkpoints, kwargs, message) -> No
 
 def test_pixel_pool_keeps_a_proportional_uniform_subsample() -> None:
     rng = np.random.default_rng(0)
-    pool = evaluate._pool_pixels(None, np.zeros(300, np.float32), np.zeros(300, np.float32),
-                                 rng, cap=100)
+    pool = pool_pixels(None, np.zeros(300, np.float32), np.zeros(300, np.float32), rng, cap=100)
     assert pool["std"].size == 100 and pool["pixels"] == 300
-    pool = evaluate._pool_pixels(pool, np.ones(100, np.float32), np.ones(100, np.float32),
-                                 rng, cap=100)
+    pool = pool_pixels(pool, np.ones(100, np.float32), np.ones(100, np.float32), rng, cap=100)
     assert pool["pixels"] == 400 and pool["std"].size == 100
     assert int(pool["std"].sum()) == 25  # 100 of 400 pixels, a quarter from the second volume
     np.testing.assert_array_equal(pool["std"], pool["error"])  # pairs stay together

@@ -1,5 +1,8 @@
-"""``mrirecon demo``: the shipped sample scan reconstructed at 4x by zero-filled, CS and the
-default i-RIM; a metrics table, NIfTI outputs and a PNG panel."""
+"""``mrirecon demo``: the shipped sample scan at 4x by zero-filled, CS and the default i-RIM.
+
+A metrics table, NIfTI outputs and a PNG panel; each method is reconstructed once, by the sweep
+that scores it (:func:`mrirecon.evaluate.sweep` with the reconstructors built here).
+"""
 
 from __future__ import annotations
 
@@ -28,27 +31,22 @@ def demo_command(
     from mrirecon import evaluate, report
     from mrirecon.device import resolve_device
     from mrirecon.fileutil import check_writable
-    from mrirecon.inference import reconstruct_file
-    from mrirecon.io import output_path
     from mrirecon.models.default import default_checkpoint, sample_scan
     from mrirecon.recon.methods import build_reconstructor
-    from mrirecon.sampling import MaskOptions
 
     sample, checkpoint = sample_scan(), default_checkpoint()
     torch_device = resolve_device(device)
     recons = [build_reconstructor(m, device=torch_device) for m in ("zero-filled", "cs")]
     recons.append(build_reconstructor(model=checkpoint, device=torch_device))
-    outputs = [output_path(sample, out_dir / r.name, "nifti") for r in recons]
+    volumes = evaluate.VolumeOutputs(out_dir, "nifti", overwrite=overwrite)
+    outputs = [volumes.path(sample, r.name) for r in recons]
     report_dir = out_dir / "report"
     check_writable([*outputs, *report.report_files(report_dir, [accel],
                                                    plots=report.plots_available())], overwrite)
 
-    records = evaluate.sweep([sample], [accel], ["zero-filled", "cs"], models=[checkpoint],
-                             device=torch_device)
+    # each method runs once: the sweep scores the volumes and writes them
+    records = evaluate.sweep([sample], [accel], recons, outputs=volumes, device=torch_device)
     summary = evaluate.summarize_records(records)
-    for r in recons:
-        reconstruct_file(sample, out_dir / r.name, r, MaskOptions(acceleration=accel),
-                         fmt="nifti", overwrite=overwrite)
     written = report.write_report(report_dir, records, summary, panels=records.panels,
                                   panel_file=records.panel_file, notes=records.notes,
                                   overwrite=overwrite)

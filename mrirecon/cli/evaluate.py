@@ -124,15 +124,16 @@ def evaluate_command(
     if sweep_mode:
         from mrirecon.device import resolve_device
 
+        options = evaluate.SweepOptions(
+            mask_kind=mask_kind.value, center_fraction=center_fraction, seed=seed,
+            mask_repeats=mask_repeats, device=resolve_device(device), batch_size=batch_size,
+            models=model or (), samples=samples, temperature=temperature,
+            sample_seed=sample_seed)
         with _progress() as step:
-            records = evaluate.sweep(
-                data, accels, names, mask_kind=mask_kind.value, center_fraction=center_fraction,
-                seed=seed, mask_repeats=mask_repeats, device=resolve_device(device),
-                batch_size=batch_size,
-                models=model or [], samples=samples, temperature=temperature,
-                sample_seed=sample_seed, progress=step)
-        notes, panels, panel_file = records.notes, records.panels, records.panel_file
-        pixels = records.calibration_pixels
+            swept = evaluate.sweep(data or [], accels, names, options=options, progress=step)
+        records: list[dict[str, Any]] = swept
+        notes, panels, panel_file = swept.notes, swept.panels, swept.panel_file
+        pixels = swept.calibration_pixels
     else:
         records = evaluate.compare_files(predictions, targets, acceleration=acceleration,
                                          acquisition=acquisition)

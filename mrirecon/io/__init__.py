@@ -18,9 +18,10 @@ FORMATS = ("fastmri", "nifti", "dicom")
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _SUFFIX_FORMATS = {".h5": "fastmri", ".hdf5": "fastmri", ".nii": "nifti", ".nii.gz": "nifti",
                    ".dcm": "dicom", ".ima": "dicom"}
-_EXTENSIONS = {"fastmri": ".h5", "nifti": ".nii.gz", "dicom": ""}
+#: The extension of an output of each format (a DICOM output is a folder): the one table.
+EXTENSIONS = {"fastmri": ".h5", "nifti": ".nii.gz", "dicom": ""}
 
-__all__ = ["FORMATS", "detect_format", "load", "output_path", "save"]
+__all__ = ["EXTENSIONS", "FORMATS", "detect_format", "load", "output_path", "save"]
 
 
 def detect_format(path: str | Path) -> str:
@@ -134,7 +135,7 @@ def output_path(input_path: str | Path, out_dir: str | Path, fmt: str | None = N
         if name.lower().endswith(suffix) and len(name) > len(suffix):
             name = name[: -len(suffix)]
             break
-    out = Path(out_dir) / (name + _EXTENSIONS[fmt])
+    out = Path(out_dir) / (name + EXTENSIONS[fmt])
     if out.resolve() == input_path.resolve():
         raise OutputError(f"{out}: output would replace the input; choose another output folder")
     return out

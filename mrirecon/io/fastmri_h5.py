@@ -60,6 +60,7 @@ __all__ = [
     "RECONSTRUCTION_KEY",
     "TARGET_KEYS",
     "preferred_targets",
+    "target_key",
     "H5SliceSource",
     "check_finite",
     "read_kspace",
@@ -73,6 +74,14 @@ def preferred_targets(single_coil: bool) -> tuple[str, str]:
     """Target datasets in fastMRI's order of preference: ESC first for single-coil data (what a
     single-coil reconstruction approximates), RSS first for multi-coil data."""
     return TARGET_KEYS if single_coil else TARGET_KEYS[::-1]
+
+
+def target_key(single_coil: bool) -> str:
+    """The target dataset fastMRI gives data of this kind: the first of :func:`preferred_targets`.
+
+    ``reconstruction_esc`` for single-coil data, ``reconstruction_rss`` for multi-coil data.
+    """
+    return preferred_targets(single_coil)[0]
 
 
 def read_kspace(path: str | os.PathLike) -> KSpace:

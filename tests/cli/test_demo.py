@@ -21,7 +21,32 @@ def test_shipped_files_are_small_and_self_describing() -> None:
     assert meta["name"] == "irim.v1" and len(meta["sha256"]) == 64
 
 
-def test_demo_runs_and_the_default_irim_beats_zero_filled(tmp_path) -> None:
+class Counting:
+    """A built reconstructor that counts its calls (the reconstructor protocol by its shape)."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.calls = inner, 0
+        self.name, self.needs_coils = inner.name, inner.needs_coils
+
+    def __call__(self, kspace):
+        self.calls += 1
+        return self.inner(kspace)
+
+    def domain_notes(self, kspace) -> list[str]:
+        return self.inner.domain_notes(kspace)
+
+
+def test_demo_runs_and_the_default_irim_beats_zero_filled(tmp_path, monkeypatch) -> None:
+    from mrirecon.recon import methods
+
+    built: list[Counting] = []
+    build = methods.build_reconstructor
+
+    def counting(*args, **kwargs) -> Counting:
+        built.append(Counting(build(*args, **kwargs)))
+        return built[-1]
+
+    monkeypatch.setattr(methods, "build_reconstructor", counting)
     result = runner.invoke(app, ["demo", "-o", str(tmp_path), "--device", "cpu", "--json"])
     assert result.exit_code == 0, result.output
     summary = {r["method"]: r for r in json.loads(result.stdout)["summary"]}
@@ -32,6 +57,9 @@ def test_demo_runs_and_the_default_irim_beats_zero_filled(tmp_path) -> None:
         image = nib.load(tmp_path / method / "sample_colin27.nii.gz")
         assert image.shape == (128, 128, 3)
     assert (tmp_path / "report" / "panel_R4.png").is_file()
+    # each method is reconstructed once: the sweep scores the volume and writes it
+    assert sorted((r.name, r.calls) for r in built) == [
+        ("cs", 1), ("irim.v1", 1), ("zero-filled", 1)]
     again = runner.invoke(app, ["demo", "-o", str(tmp_path), "--device", "cpu"])
     assert again.exit_code == 1 and "output exists" in again.stderr
 
