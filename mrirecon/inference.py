@@ -182,20 +182,33 @@ def reconstruct_file(path: str | Path, out_dir: str | Path, reconstructor: Any,
     return reconstruct_input(item, reconstructor, overwrite=overwrite)
 
 
+def write_volume(volume: Volume, path: Path, fmt: str, method: str, *,
+                 overwrite: bool = False, statistic: str | None = None) -> list[Path]:
+    """Save a reconstructed ``volume`` with the description every output carries.
+
+    The description is ``mrirecon <method> [posterior <statistic>] R=<achieved>`` (DICOM series
+    description, NIfTI ``descrip``, HDF5 attribute); returns the files written.
+    """
+    from mrirecon.io import save
+
+    accel = volume.provenance["mask"]["achieved_acceleration"]
+    what = f" posterior {statistic}" if statistic else ""
+    return save(volume, path, fmt=fmt, overwrite=overwrite,
+                description=f"mrirecon {method}{what} R={accel:.2f}")
+
+
 def reconstruct_input(item: ReadInput, reconstructor: Any, *,
                       overwrite: bool = False) -> dict[str, Any]:
     """Reconstruct a :class:`ReadInput` and write its image; returns a summary record
     (``seconds``: reading plus reconstructing and writing; ``outside_domain``: how the input
     lies outside a learned model's declared training domain, empty when inside).
     """
-    from mrirecon.io import save
 
     start = time.perf_counter()
     out = item.outputs["image"]
     volume = reconstructor(item.kspace)
     accel = volume.provenance["mask"]["achieved_acceleration"]
-    written = save(volume, out, fmt=item.fmt, overwrite=overwrite,
-                   description=f"mrirecon {reconstructor.name} R={accel:.2f}")
+    written = write_volume(volume, out, item.fmt, reconstructor.name, overwrite=overwrite)
     return {"input": str(item.path), "output": str(out), "files": [str(p) for p in written],
             "method": reconstructor.name,
             "slices": volume.shape[0], "acceleration": accel,
@@ -228,7 +241,6 @@ def sample_input(item: ReadInput, sampler: Any, *, overwrite: bool = False) -> d
     outputs (``samples`` only when it was read with ``keep_samples``); returns a record.
     """
     from mrirecon.fileutil import atomic_path
-    from mrirecon.io import save
     from mrirecon.png import encode_png
 
     start = time.perf_counter()
@@ -238,9 +250,8 @@ def sample_input(item: ReadInput, sampler: Any, *, overwrite: bool = False) -> d
     accel = posterior.mean.provenance["mask"]["achieved_acceleration"]
     written: list[Path] = []
     for what in ("mean", "std"):
-        written += save(getattr(posterior, what), paths[what], fmt=item.fmt,
-                        overwrite=overwrite,
-                        description=f"mrirecon {sampler.name} posterior {what} R={accel:.2f}")
+        written += write_volume(getattr(posterior, what), paths[what], item.fmt, sampler.name,
+                                overwrite=overwrite, statistic=what)
     if keep_samples:
         written.append(write_samples(paths["samples"], posterior, overwrite=overwrite))
     reference = _reference(item.full, item.kspace)

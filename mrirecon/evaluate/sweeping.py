@@ -341,11 +341,10 @@ class _Sweep:
             "simulated": bool(under.provenance.get("simulated", False)), **calib,
         })
         if self.outputs is not None:
-            from mrirecon.io import save
+            from mrirecon.inference import write_volume
 
-            save(volume, self.output(self.outputs, path, name, accel, mask_seed),
-                 fmt=self.outputs.fmt, overwrite=self.outputs.overwrite,
-                 description=f"mrirecon {recon.name} R={achieved:.2f}")
+            write_volume(volume, self.output(self.outputs, path, name, accel, mask_seed),
+                         self.outputs.fmt, recon.name, overwrite=self.outputs.overwrite)
         return volume
 
     def calibration(self, name: str, accel: float, reference: np.ndarray, posterior: Any,
