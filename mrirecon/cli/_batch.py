@@ -15,8 +15,10 @@ T = TypeVar("T")
 
 
 def progress_bar(label: str) -> Progress:
-    """The progress bar of every command: on stderr, only when it is a terminal, and gone
-    when done."""
+    """The progress bar of every command.
+
+    On stderr, only when it is a terminal, and gone when done.
+    """
     columns = (TextColumn(f"{label} {{task.description}}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
     return Progress(*columns, console=err, disable=not err.is_terminal, transient=True)

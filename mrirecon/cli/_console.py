@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import json
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import typer
@@ -51,8 +52,11 @@ def emit_json(data: Any) -> None:
 
 
 def print_table(columns: list[str], rows: list[list[Any]], title: str | None = None) -> None:
-    """Results on stdout: a rich table on a terminal, tab-separated lines (header first) in a
-    pipe, so ``cut``/``awk`` work on them. Nothing at all when there are no rows."""
+    """Print results on stdout: a rich table on a terminal, tab-separated lines in a pipe.
+
+    In a pipe the header comes first, so ``cut``/``awk`` work on the lines. Nothing at all is
+    printed when there are no rows.
+    """
     if not rows:
         return
     if sys.stdout.isatty():
@@ -75,9 +79,13 @@ class CliGroup(TyperGroup):
     option value), 130 interrupted.
     """
 
-    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             windows_expand_args: bool = True, **extra: Any) -> Any:
+        """Run the command; with ``standalone_mode``, exit with the code instead of returning it."""
         try:
-            rv = super().main(*args, standalone_mode=False, **kwargs)
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False,
+                              windows_expand_args=windows_expand_args, **extra)
             code = rv if isinstance(rv, int) else 0
         except MriReconError as exc:
             error_line(str(exc))

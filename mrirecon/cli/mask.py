@@ -123,8 +123,11 @@ def describe(mask: Mask) -> str:
 
 
 def render_text(mask: Mask, width: int = 92, height: int = 32) -> str:
-    """The pattern as text: line masks as a strip of columns (``|`` sampled, ``.`` not),
-    wrapped at ``width``; 2-D masks as a block view with shades of sampling density."""
+    """The pattern as text.
+
+    Line masks as a strip of columns (``|`` sampled, ``.`` not), wrapped at ``width``; 2-D
+    masks as a block view with shades of sampling density.
+    """
     if mask.spec.kind.is_line:
         cols = "".join("|" if c else "." for c in mask.array[0])
         return "\n".join(cols[i : i + width] for i in range(0, len(cols), width))

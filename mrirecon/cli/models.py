@@ -26,9 +26,12 @@ def models_command(
         show_default=False)] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON records.")] = False,
 ) -> None:
-    """List the registered learned models (versioned names for --model checkpoints) and the
-    domain each checkpoint declares: the coils, matrix sizes, accelerations, mask kinds and data
-    sources it was trained on (reconstruct and evaluate warn outside it)."""
+    """List the registered learned models and the domain each checkpoint declares.
+
+    Models are listed by their versioned names (for --model checkpoints). A checkpoint's domain
+    is the coils, matrix sizes, accelerations, mask kinds and data sources it was trained on
+    (reconstruct and evaluate warn outside it).
+    """
     from mrirecon.models.default import shipped_checkpoints
     from mrirecon.models.registry import list_models
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -16,12 +16,22 @@ from mrirecon.sampling.spec import MaskKind
 
 
 class OutputFormat(str, Enum):
+    """The ``--format`` choices: fastMRI HDF5, NIfTI or DICOM."""
+
     H5 = "h5"
     NIFTI = "nifti"
     DICOM = "dicom"
 
 
 _FORMATS = {OutputFormat.H5: "fastmri", OutputFormat.NIFTI: "nifti", OutputFormat.DICOM: "dicom"}
+
+
+def _print_records(records: list[dict[str, Any]]) -> None:
+    """The results table: one row per reconstructed input."""
+    print_table(["input", "output", "method", "slices", "R", "seconds", "k-space"],
+                [[r["input"], r["output"], r["method"], r["slices"],
+                  f"{r['acceleration']:.2f}", f"{r['seconds']:.2f}",
+                  "simulated" if r["simulated"] else "measured"] for r in records])
 
 
 def reconstruct_command(
@@ -112,7 +122,7 @@ def reconstruct_command(
                           overwrite=overwrite, posterior=sampling, keep_samples=save_samples,
                           in_memory=prefetch)
 
-    def job(item: ReadInput) -> dict:
+    def job(item: ReadInput) -> dict[str, Any]:
         if sampling:
             record = sample_input(item, reconstructor, overwrite=overwrite)
         else:
@@ -128,10 +138,7 @@ def reconstruct_command(
     if json_out:
         emit_json(records)
     else:
-        print_table(["input", "output", "method", "slices", "R", "seconds", "k-space"],
-                    [[r["input"], r["output"], r["method"], r["slices"],
-                      f"{r['acceleration']:.2f}", f"{r['seconds']:.2f}",
-                      "simulated" if r["simulated"] else "measured"] for r in records])
+        _print_records(records)
     if failed:
         info(f"{failed} of {failed + len(records)} inputs failed")
     return 1 if failed else 0

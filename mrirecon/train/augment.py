@@ -91,8 +91,10 @@ def remap_contrast(image: np.ndarray, rng: np.random.Generator, *,
 
 
 def synthesise(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """An image from integer ``labels``: per label a random mean intensity and a mild texture;
-    label 0 (background) stays near 0."""
+    """An image from integer ``labels``: per label a random mean intensity and a mild texture.
+
+    Label 0 (background) stays near 0.
+    """
     count = int(labels.max()) + 1
     means = rng.uniform(0.05, 1.0, size=count).astype(np.float32)
     means[0] = float(rng.uniform(0, 0.03))

@@ -166,9 +166,10 @@ def _range(low: float, high: float) -> Any:
 
 @dataclass
 class SyntheticConfig(Section):
-    """The domain-randomised on-the-fly generator (key ``data.synthetic``;
-    :class:`mrirecon.train.synthetic.SyntheticDataset`). Ranges are ``[min, max]``, drawn
-    uniformly per item unless noted.
+    """The domain-randomised on-the-fly generator (key ``data.synthetic``).
+
+    Configures :class:`mrirecon.train.synthetic.SyntheticDataset`. Ranges are ``[min, max]``,
+    drawn uniformly per item unless noted.
 
     Attributes
     ----------
@@ -308,8 +309,9 @@ class DataConfig(Section):
 
 @dataclass
 class LossConfig(Section):
-    """Loss (key ``loss``): ``ssim * (1 - SSIM) + l1 * L1 + mse * MSE`` over the RIM steps
-    (:func:`mrirecon.train.losses.reconstruction_loss`).
+    """Loss (key ``loss``): ``ssim * (1 - SSIM) + l1 * L1 + mse * MSE`` over the RIM steps.
+
+    Computed by :func:`mrirecon.train.losses.reconstruction_loss`.
 
     Attributes
     ----------

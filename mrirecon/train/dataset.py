@@ -64,7 +64,7 @@ __all__ = ["SliceDataset", "collate", "find_files"]
 
 
 def find_files(paths: Iterable[str | os.PathLike] | str | os.PathLike) -> list[Path]:
-    """fastMRI files under ``paths``: files as given, folders searched recursively for ``*.h5``.
+    """Find fastMRI files under ``paths``: files as given, folders searched for ``*.h5``.
 
     Returns the sorted, de-duplicated list. Raises :class:`~mrirecon.errors.InputFileError`
     for a path that does not exist or when no file is found at all.
@@ -178,8 +178,10 @@ class SliceDataset(Dataset):
         return len(self.index) * self.repeats
 
     def _locate(self, i: int) -> tuple[int, int]:
-        """``(repeat, slice item)`` of item ``i``: item ``r * len(index) + j`` is slice ``j``
-        under validation mask ``r``."""
+        """``(repeat, slice item)`` of item ``i``.
+
+        Item ``r * len(index) + j`` is slice ``j`` under validation mask ``r``.
+        """
         if not -len(self) <= i < len(self):
             raise IndexError(f"index {i} is out of range for {len(self)} slices")
         return divmod(i % len(self), len(self.index))
@@ -206,7 +208,7 @@ class SliceDataset(Dataset):
                 top = int(g.integers(ky - self.crop + 1))
                 full = crop_rows(full, top, self.crop)
                 target = target[top : top + self.crop]
-            spec = MaskSpec(self.mask_kind, accel, tuple(full.shape[-2:]), cf,
+            spec = MaskSpec(self.mask_kind, accel, (full.shape[-2], full.shape[-1]), cf,
                             seed=int(g.integers(2**32)))
             mask = make_mask(spec).array
         else:
@@ -232,8 +234,10 @@ class SliceDataset(Dataset):
         return self._val_masks[f, seed, accel]
 
     def domain(self) -> dict[str, Any]:
-        """What these files cover (a checkpoint's declared domain; see
-        :mod:`mrirecon.models.domain`)."""
+        """What these files cover (a checkpoint's declared domain).
+
+        See :mod:`mrirecon.models.domain`.
+        """
         coils = [k.n_coils for k in self.kspaces]
         sides = [side for k in self.kspaces for side in k.shape[-2:]]
         return {"coils": [min(coils), max(coils)], "matrix": [min(sides), max(sides)],
@@ -243,9 +247,11 @@ class SliceDataset(Dataset):
 
 
 def crop_rows(kspace: torch.Tensor, top: int, rows: int) -> torch.Tensor:
-    """k-space ``(..., ky, kx)`` of image rows ``top : top + rows`` (exact: ``ky`` is fully
-    sampled). Centred orthonormal 1-D transforms along ``ky``, as in
-    :func:`mrirecon.physics.fft2c`."""
+    """k-space ``(..., ky, kx)`` of image rows ``top : top + rows``.
+
+    Exact, since ``ky`` is fully sampled. Centred orthonormal 1-D transforms along ``ky``, as in
+    :func:`mrirecon.physics.fft2c`.
+    """
     image = torch.fft.fftshift(torch.fft.ifft(torch.fft.ifftshift(kspace, dim=-2), dim=-2,
                                               norm="ortho"), dim=-2)
     image = image[..., top : top + rows, :]

@@ -29,8 +29,9 @@ __all__ = ["reconstruction_loss"]
 def reconstruction_loss(estimates: Sequence[torch.Tensor], target: torch.Tensor, *,
                         ssim: float, l1: float, mse: float = 0.0,
                         steps: str = "all") -> torch.Tensor:
-    """Weighted ``1 - SSIM``, L1 and MSE of the magnitudes, averaged over the estimates (or of
-    the last estimate only).
+    """Weighted ``1 - SSIM``, L1 and MSE of the magnitudes.
+
+    Averaged over the estimates (or of the last estimate only).
 
     Parameters
     ----------

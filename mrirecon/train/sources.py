@@ -43,6 +43,7 @@ class SliceBank:
     slices: list[tuple[int, int]]
 
     def slice(self, k: int) -> np.ndarray:
+        """The 2-D slice ``self.slices[k]`` of ``data``."""
         axis, index = self.slices[k]
         return np.take(self.data, index, axis=axis)
 
@@ -82,15 +83,19 @@ def _read(path: Path) -> np.ndarray:
         if path.suffix == ".npy":
             return np.load(path, allow_pickle=False)
         import nibabel as nib
+        from nibabel.dataobj_images import DataobjImage
 
-        return np.asarray(nib.load(path).dataobj)
+        image = nib.load(path)
+        if not isinstance(image, DataobjImage):
+            raise TypeError(f"{type(image).__name__} has no voxel array")
+        return np.asarray(image.dataobj)
     except Exception as exc:  # noqa: BLE001 - any reader failure is one line about the file
         raise InputFileError(path, f"cannot read generator source ({exc})") from None
 
 
 def _usable(data: np.ndarray, kind: str, axes: tuple[int, ...]) -> list[tuple[int, int]]:
     foreground = data > 0 if kind == "labels" else data > 0.05 * np.percentile(data, 99)
-    out = []
+    out: list[tuple[int, int]] = []
     for axis in axes:
         other = tuple(a for a in range(3) if a != axis)
         fraction = foreground.mean(axis=other)

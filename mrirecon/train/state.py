@@ -46,7 +46,9 @@ def seed_everything(seed: int) -> None:
 
 def rng_state() -> dict[str, Any]:
     """Every global generator's state as tensors and numbers (safe for ``weights_only``)."""
-    kind, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002
+    legacy = np.random.get_state(legacy=True)  # noqa: NPY002
+    assert isinstance(legacy, tuple)  # the legacy global generator is an MT19937: a tuple
+    kind, keys, pos, has_gauss, cached = legacy
     version, internal, gauss_next = random.getstate()
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),

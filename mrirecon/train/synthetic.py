@@ -73,8 +73,11 @@ def draw_maps(shape: tuple[int, int], coils: int, g: np.random.Generator) -> tor
 
 def draw_phase(shape: tuple[int, int], g: np.random.Generator, *, max_phase: Any,
                ramp_cycles: float, patches: float) -> torch.Tensor:
-    """A random smooth image phase: polynomial (degree 1-3), plus a ramp (half the items) and
-    off-resonance-like patches (probability ``patches``)."""
+    """A random smooth image phase.
+
+    Polynomial (degree 1-3), plus a ramp (half the items) and off-resonance-like patches
+    (probability ``patches``).
+    """
     phase = polynomial_phase(shape, g, order=int(g.integers(1, 4)),
                              max_phase=augment.uniform(g, max_phase))
     if ramp_cycles > 0 and g.random() < 0.5:
@@ -200,7 +203,7 @@ class SyntheticDataset(Dataset):
             image, maps = image[rows], maps[:, rows]
         kspace, target = measure(image, maps, sigma, g)
         target = target.float()
-        mask, kind, accel = self._mask(g, tuple(kspace.shape[-2:]))
+        mask, kind, accel = self._mask(g, (kspace.shape[-2], kspace.shape[-1]))
         mask_t = torch.from_numpy(np.ascontiguousarray(mask.array))
         under = torch.where(mask_t, kspace, torch.zeros((), dtype=kspace.dtype))
         return {"kspace": under.to(torch.complex64).contiguous(), "mask": mask_t,
