@@ -28,10 +28,14 @@
 # use with attribution; see nilearn's datasets docs); pydeface MIT; nibabel MIT; pydicom MIT;
 # scikit-image BSD-3-Clause, the images with their own notes in skimage/data/README.txt and the
 # skimage.data docstrings (mostly public domain or CC0, some CC BY).
+# Python rule (all of scripts/*.sh): Python and mrirecon run from the virtual environment
+# venv="${MRIRECON_VENV:-${VIRTUAL_ENV:-.venv}}" ("$venv/bin/python", "$venv/bin/mrirecon"),
+# the one scripts/setup.sh makes; never a bare python from PATH.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-data/sources}"
-python="${PYTHON:-.venv/bin/python}"
+venv="${MRIRECON_VENV:-${VIRTUAL_ENV:-.venv}}"
+python="$venv/bin/python"
 templates=/usr/share/mricron/templates
 nilearn_whl=nilearn-0.14.1-py3-none-any.whl
 nilearn_sha=725206484e9fb3f6691f9c2d20204a068759d5072f12055324702ee0cb2bbe8a

@@ -9,6 +9,9 @@
 #   MRIRECON_VENV  the environment to use or create (default .venv; an active one is reused)
 #   TORCH_SPEC     what to install when torch is missing (default torch==2.13.0)
 #   PYTHON         the interpreter that creates the environment (default python3)
+# Python rule (all of scripts/*.sh): Python and mrirecon run from the virtual environment
+# venv="${MRIRECON_VENV:-${VIRTUAL_ENV:-.venv}}" ("$venv/bin/python", "$venv/bin/mrirecon"),
+# the one scripts/setup.sh makes; never a bare python from PATH.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -13,12 +13,16 @@
 # suite (scripts/bench/generalisation.py build), whose domains are never training sources.
 # Training keeps every activation (memory_free: false, faster on a CPU); the checkpoint works
 # either way. All k-space is simulated from magnitude images.
+# Python rule (all of scripts/*.sh): Python and mrirecon run from the virtual environment
+# venv="${MRIRECON_VENV:-${VIRTUAL_ENV:-.venv}}" ("$venv/bin/python", "$venv/bin/mrirecon"),
+# the one scripts/setup.sh makes; never a bare python from PATH.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 run="${1:-runs/default-irim}"
 stages="${STAGES:-1 2 3 4 5}"
-py=.venv/bin/python
-mrirecon=.venv/bin/mrirecon
+venv="${MRIRECON_VENV:-${VIRTUAL_ENV:-.venv}}"
+py="$venv/bin/python"
+mrirecon="$venv/bin/mrirecon"
 scripts/fetch_training_data.sh data/sources
 if [[ "$stages" == *[1-4]* ]]; then
   "$py" scripts/prepare_default_data.py data/sources data/default

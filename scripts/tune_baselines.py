@@ -1,7 +1,8 @@
 """Choose the default ``lamda`` and ``max_iter`` of the sigpy baselines (SENSE and CS).
 
-Simulates k-space from real magnitude images (a few axial slices of the Colin27 head
-``/usr/share/mricron/templates/ch2.nii.gz`` if present, else nibabel's ``example4d.nii.gz``),
+Simulates k-space from real magnitude images (a few evenly spaced axial slices from the middle
+35-65% of the Colin27 head, ``/usr/share/mricron/templates/ch2.nii.gz`` found by
+:func:`_colin27.locate` if present, else of nibabel's ``example4d.nii.gz``),
 single-coil and 8-coil with noise 0.01 (:func:`mrirecon.physics.simulate.simulate_kspace`),
 undersamples with fastMRI ``random`` masks at 4x over the last axis, sweeps ``lamda`` on a log
 grid for a few iteration counts and scores PSNR against the fully sampled RSS/ESC target with
@@ -22,6 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _colin27 import locate, stack
 
 from mrirecon import metrics
 from mrirecon.physics.calibration import checked_calibration_width
@@ -30,7 +32,6 @@ from mrirecon.physics.simulate import SimulationParams, resample_inplane, simula
 from mrirecon.recon.sigpy_baselines import SENSE, CompressedSensing, mask_weights
 from mrirecon.sampling import MaskSpec, make_mask
 
-COLIN27 = Path("/usr/share/mricron/templates/ch2.nii.gz")
 LAMDAS = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1]
 ITERS = {"sense": [10, 30, 100], "cs": [30, 50, 100]}
 #: Within this many dB of the best, prefer fewer iterations (then the larger lamda).
@@ -41,16 +42,15 @@ def load_slices(n_slices: int, size: tuple[int, int]) -> tuple[np.ndarray, str]:
     """``(n, rows, cols)`` axial magnitude slices from the middle of a real head volume."""
     import nibabel as nib
 
-    if COLIN27.exists():
-        path = COLIN27
-    else:
+    try:
+        path = locate()
+    except FileNotFoundError:
         path = Path(nib.__file__).parent / "tests" / "data" / "example4d.nii.gz"
-    data = np.asarray(nib.load(path).dataobj, dtype=np.float32)
-    if data.ndim == 4:
-        data = data[..., 0]
-    depth = data.shape[2]
-    zs = np.linspace(0.35 * depth, 0.65 * depth, n_slices).round().astype(int)
-    slices = np.stack([np.rot90(data[:, :, z]) for z in zs])  # (n, y, x), anterior up
+    depth = nib.load(path).shape[2]
+    first, last = round(0.35 * depth), round(0.65 * depth)
+    step = max(1, (last - first) // max(1, n_slices - 1))
+    data, _ = stack(path, (0, 1, 2), range(first, first + step * n_slices, step))
+    slices = np.stack([np.rot90(data[:, :, k]) for k in range(n_slices)])  # (n, y, x), anterior up
     slices, _ = resample_inplane(slices, np.eye(4), size)
     return np.clip(slices, 0, None), str(path)
 
@@ -89,8 +89,10 @@ def sweep(cls: type, data: dict) -> dict:
 
 
 def choose(tables: list[dict]) -> tuple[int, float]:
-    """The (max_iter, lamda) with the best mean PSNR over the cases; within
-    :data:`TOLERANCE_DB` of it, the fewest iterations, then the largest lamda."""
+    """The (max_iter, lamda) with the best mean PSNR over the cases.
+
+    Within :data:`TOLERANCE_DB` of it: the fewest iterations, then the largest lamda.
+    """
     mean = {key: float(np.mean([t[key][0] for t in tables])) for key in tables[0]}
     best = max(mean.values())
     near = [key for key, value in mean.items() if value >= best - TOLERANCE_DB]

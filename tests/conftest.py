@@ -1,4 +1,7 @@
-"""Shared fixtures: the devices to run on (CUDA variants skip themselves without a GPU)."""
+"""Shared fixtures: the devices to run on (CUDA variants skip themselves without a GPU).
+
+Shared constants and functions are in ``helpers.py``; test modules import them from there.
+"""
 
 from __future__ import annotations
 
@@ -61,21 +64,12 @@ def train_val_folders(simulated_scans, tmp_path_factory: pytest.TempPathFactory)
     return root
 
 
-#: Tiny learned models for tests that need a checkpoint of each kind, not a trained one.
-TINY_MODELS = {
-    "rim.v1": {"steps": 2, "hidden": 8},
-    "irim.v1": {"steps": 2, "state_channels": 6, "levels": 2, "blocks_per_level": 1,
-                "hidden": 8, "grad_hidden": 8},
-    "cinn.v1": {"levels": 2, "blocks_per_level": 1, "hidden": 8, "cond_channels": 4,
-                "cond_hidden": 8},
-}
-
-
 @pytest.fixture(scope="session")
 def tiny_checkpoints(tmp_path_factory: pytest.TempPathFactory):
     """``{"rim", "irim", "cinn"}`` -> checkpoint paths of tiny randomly initialised models; the
     cINN's weights are moved off its identity start so that its samples vary."""
     import torch
+    from helpers import TINY_MODELS
 
     from mrirecon.models.checkpoint import save_checkpoint
     from mrirecon.models.registry import build

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_MODELS as TINY  # tests/ is on sys.path (pytest's rootdir conftest)
+from helpers import TINY_MODELS as TINY
 from typer.testing import CliRunner
 
 from mrirecon.inference import prepare_kspace, reference_image, undersample

@@ -135,6 +135,7 @@ def evaluate_command(
         notes, panels, panel_file = swept.notes, swept.panels, swept.panel_file
         pixels = swept.calibration_pixels
     else:
+        assert predictions is not None and targets is not None  # files mode: both given (above)
         records = evaluate.compare_files(predictions, targets, acceleration=acceleration,
                                          acquisition=acquisition)
         notes, panels, panel_file, pixels = [], {}, None, {}

@@ -50,7 +50,8 @@ class Volume:
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        return tuple(self.data.shape)  # type: ignore[return-value]
+        slices, rows, cols = self.data.shape  # 3-D, checked in __post_init__
+        return slices, rows, cols
 
     def with_data(self, data: np.ndarray, **provenance: Any) -> Volume:
         """The same volume (geometry, header, source) with new pixels and added provenance.

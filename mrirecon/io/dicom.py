@@ -236,16 +236,16 @@ def _mosaic_frames(ds: Dataset, path: str) -> list[_Frame] | None:
 
         with suppress(Exception):
             wrapper = dicomwrappers.wrapper_from_data(ds)
-        if not getattr(wrapper, "is_mosaic", False):
+        if wrapper is None or not getattr(wrapper, "is_mosaic", False):
             if "MOSAIC" in image_type:
                 raise InputFileError(path, "ImageType is MOSAIC but no CSA NumberOfImagesInMosaic")
             return None
         try:
             data = np.asarray(wrapper.get_data(), dtype=np.float32)
-            aff = np.asarray(wrapper.affine, dtype=float)
+            aff = np.asarray(wrapper.affine, dtype=np.float64)
         except Exception as exc:
             raise InputFileError(path, f"cannot split mosaic ({one_line(exc)})") from None
-    d_row, d_col = np.linalg.norm(aff[:3, 0]), np.linalg.norm(aff[:3, 1])
+    d_row, d_col = float(np.linalg.norm(aff[:3, 0])), float(np.linalg.norm(aff[:3, 1]))
     iop = np.concatenate([aff[:3, 1] / d_col, aff[:3, 0] / d_row])
     depth = float(np.linalg.norm(aff[:3, 2]))
     return [
@@ -265,13 +265,14 @@ def _stack(frames: list[_Frame], source: str) -> tuple[np.ndarray, np.ndarray, l
         raise InputFileError(source, "inconsistent PixelSpacing between slices")
     warns: list[str] = []
     n = len(frames)
-    if any(f.position is None or f.orientation is None for f in frames):
+    orientations = [f.orientation for f in frames if f.orientation is not None]
+    if len(orientations) < n or any(f.position is None for f in frames):
         warns.append("no ImagePositionPatient/ImageOrientationPatient: placeholder geometry")
         iop = np.array([1.0, 0, 0, 0, 1, 0])
         positions = np.outer(np.arange(n), [0, 0, frames[0].depth])
     else:
-        iop = frames[0].orientation
-        if any(not np.allclose(f.orientation, iop, atol=1e-4) for f in frames):
+        iop = orientations[0]
+        if any(not np.allclose(o, iop, atol=1e-4) for o in orientations):
             raise InputFileError(
                 source, "inconsistent slice orientations (ImageOrientationPatient differs)"
             )
@@ -292,7 +293,7 @@ def _stack(frames: list[_Frame], source: str) -> tuple[np.ndarray, np.ndarray, l
                 f"the affine uses the mean {gaps.mean():.4g} mm"
             )
     step = (positions[-1] - positions[0]) / (n - 1) if n > 1 else None
-    affine = affine_from_dicom(positions[0], iop, frames[0].spacing, step, frames[0].depth)
+    affine = affine_from_dicom(positions[0], iop.tolist(), frames[0].spacing, step, frames[0].depth)
     return np.stack([f.pixels for f in frames]).astype(np.float32), affine, warns
 
 
@@ -500,9 +501,11 @@ def _set(ds: Dataset, keyword: str, value: Any) -> None:
 
 
 def _find(ds: Dataset, groups: list[Dataset | None], keyword: str) -> Any:
-    """``keyword`` from the first functional-group macro of ``groups`` that has a value (Enhanced
-    MR: the frame's own groups, then the shared ones; private macros skipped), else from the top
-    level; ``None`` when absent or empty."""
+    """``keyword`` from the functional-group macros of ``groups``, else from the top level.
+
+    The first macro of ``groups`` that has a value wins (Enhanced MR: the frame's own groups,
+    then the shared ones; private macros skipped); ``None`` when absent or empty.
+    """
     for group in groups:
         for element in group or []:
             if element.VR == "SQ" and element.value and not element.tag.is_private:

@@ -43,7 +43,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, cast
 
 import torch
 from torch import Tensor, nn
@@ -128,7 +128,8 @@ def sampled_fraction(x0: Tensor, grad_fn: GradFn) -> Tensor:
     """The fraction of k-space measured, per item ``(B,)``, read off the data-consistency
     gradient: ``grad(x) - grad(0) = A^H A x``, and for a fixed random probe ``d``,
     ``<d, A^H A d> / <d, d>`` is the sampled fraction (coil maps normalised to unit sum of
-    squares; columns of the padding, where the gradient is zero, count as unmeasured)."""
+    squares; columns of the padding, where the gradient is zero, count as unmeasured).
+    """
     g = torch.Generator().manual_seed(0)
     d = torch.randn(x0.shape, generator=g, dtype=x0.dtype).to(x0.device)
     normal = grad_fn(d) - grad_fn(torch.zeros_like(x0))
@@ -178,10 +179,16 @@ class _Level(nn.Module):
             for _ in range(config.blocks_per_level)
         )
 
+    def blocks(self) -> list[tuple[ActNorm, Orthogonal1x1, AffineCoupling]]:
+        """``(norm, mix, coupling)`` of each block, in forward order."""
+        return list(zip(cast("list[ActNorm]", list(self.norms)),
+                        cast("list[Orthogonal1x1]", list(self.mixes)),
+                        cast("list[AffineCoupling]", list(self.couplings)), strict=True))
+
     def forward_and_logdet(self, x: Tensor, feats: Tensor) -> tuple[Tensor, Tensor]:
         h = self.down(x)
         logdet = h.new_zeros(h.shape[0])
-        for norm, mix, coupling in zip(self.norms, self.mixes, self.couplings, strict=True):
+        for norm, mix, coupling in self.blocks():
             h, ld = norm.forward_and_logdet(h)
             logdet = logdet + ld
             h, ld = coupling.forward_and_logdet(mix(h), feats)
@@ -189,8 +196,7 @@ class _Level(nn.Module):
         return h, logdet
 
     def inverse(self, h: Tensor, feats: Tensor) -> Tensor:
-        for norm, mix, coupling in zip(reversed(self.norms), reversed(self.mixes),
-                                       reversed(self.couplings), strict=True):
+        for norm, mix, coupling in reversed(self.blocks()):
             h = norm.inverse(mix.inverse(coupling.inverse(h, feats)))
         return self.down.inverse(h)
 
@@ -231,6 +237,10 @@ class CINN(nn.Module):
             levels.append(_Level(channels, c, seed=1000 * (lev + 1)))
             channels *= 2  # 4x by downsampling, half of them factored out
         self.levels = nn.ModuleList(levels)
+
+    def level_list(self) -> list[_Level]:
+        """The levels, finest first, typed (iterating the ``nn.ModuleList`` gives plain modules)."""
+        return cast("list[_Level]", list(self.levels))
 
     @property
     def required_multiple(self) -> int:
@@ -297,7 +307,7 @@ class CINN(nn.Module):
     def _encode(self, u: Tensor, feats: list[Tensor]) -> tuple[list[Tensor], Tensor]:
         zs, logdet, h = [], u.new_zeros(u.shape[0]), u
         last = len(self.levels) - 1
-        for lev, level in enumerate(self.levels):
+        for lev, level in enumerate(self.level_list()):
             h, ld = level.forward_and_logdet(h, feats[lev])
             logdet = logdet + ld
             if lev < last:
@@ -311,11 +321,12 @@ class CINN(nn.Module):
         if len(zs) != len(self.levels):
             raise ValueError(f"expected {len(self.levels)} latents (one per level), got {len(zs)}")
         h = zs[-1]
-        last = len(self.levels) - 1
+        levels = self.level_list()
+        last = len(levels) - 1
         for lev in range(last, -1, -1):
             if lev < last:
                 h = torch.cat([h, zs[lev]], dim=1)
-            h = self.levels[lev].inverse(h, feats[lev])
+            h = levels[lev].inverse(h, feats[lev])
         return h
 
     def latent_shapes(self, height: int, width: int) -> list[tuple[int, int, int]]:
@@ -340,7 +351,8 @@ class CINN(nn.Module):
 
     def decode(self, zs: list[Tensor], x0: Tensor, grad_fn: GradFn | None = None) -> Tensor:
         """The image ``x`` ``(B, 1, H, W)`` with latents ``zs``: the exact inverse of
-        :meth:`encode` (never initialises ActNorm)."""
+        :meth:`encode` (never initialises ActNorm).
+        """
         feats, m = self._prepare(x0, grad_fn)
         return self._decode(zs, feats) + m
 
@@ -406,7 +418,8 @@ class CINN(nn.Module):
 
     def forward(self, x0: Tensor, grad_fn: GradFn | None = None) -> list[Tensor]:
         """``[estimate]`` ``(B, 2, H, W)``: channel 0 decodes ``z = 0`` (the base mode), channel 1
-        is zero."""
+        is zero.
+        """
         feats, m = self._prepare(x0, grad_fn)
         b, (height, width) = x0.shape[0], x0.shape[-2:]
         zs = [x0.new_zeros(b, *s) for s in self.latent_shapes(height, width)]
@@ -416,7 +429,8 @@ class CINN(nn.Module):
 
 def upgrade_state_dict(tensors: dict[str, Tensor], config: CINNConfig) -> dict[str, Tensor]:
     """A cINN state dict whose embedded i-RIM stored each block twice, in today's layout
-    (:func:`mrirecon.models.irim.upgrade_state_dict` under the prefix ``irim.``)."""
+    (:func:`mrirecon.models.irim.upgrade_state_dict` under the prefix ``irim.``).
+    """
     if config.irim_config is None:
         return tensors
     return upgrade_irim(tensors, IRIMConfig(**config.irim_config), prefix="irim.")

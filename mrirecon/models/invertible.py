@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +35,7 @@ def _subnet(cin: int, hidden: int, cout: int, kernel_size: int) -> nn.Sequential
         raise ValueError(f"kernel_size must be odd to keep the shape, got {kernel_size}")
     last = nn.Conv2d(hidden, cout, kernel_size, padding=kernel_size // 2)
     nn.init.zeros_(last.weight)
+    assert last.bias is not None  # nn.Conv2d has a bias by default
     nn.init.zeros_(last.bias)
     first = nn.Conv2d(cin, hidden, kernel_size, padding=kernel_size // 2)
     return nn.Sequential(first, nn.ReLU(), last)
@@ -52,7 +53,8 @@ def _split_size(channels: int, split: int | None) -> int:
 
 class InvertibleModule(nn.Module):
     """A bijection with an explicit inverse. Volume-preserving blocks need not override
-    :meth:`forward_and_logdet`, whose default returns zeros."""
+    :meth:`forward_and_logdet`, whose default returns zeros.
+    """
 
     def forward(self, x: Tensor) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -66,7 +68,8 @@ class InvertibleModule(nn.Module):
 
     def get_context(self) -> Any:
         """State bound for one pass besides the weights (e.g. a gradient function); the
-        memory-free backward restores it, because other passes may have rebound it since."""
+        memory-free backward restores it, because other passes may have rebound it since.
+        """
         return None
 
     def set_context(self, context: Any) -> None:
@@ -176,7 +179,8 @@ def expm(a: Tensor) -> Tensor:
     """Matrix exponential by scaling and squaring with a degree-12 Taylor series on ``||a||_1 <=
     1/4`` (truncation error < 1e-17). Used instead of :func:`torch.linalg.matrix_exp`, whose float64
     result for norms around 0.02-0.05 is off by up to ~1e-11 (measured with torch 2.13), which
-    breaks exact orthogonality and float64 round trips."""
+    breaks exact orthogonality and float64 round trips.
+    """
     norm = float(a.detach().abs().sum(dim=0).max()) if a.numel() else 0.0
     k = max(0, math.ceil(math.log2(norm / 0.25))) if norm > 0.25 else 0
     a = a / 2**k
@@ -191,7 +195,10 @@ def expm(a: Tensor) -> Tensor:
 
 class _OrthogonalMatrix(nn.Module):
     """``Q = Q0 @ expm(A - A^T)`` with ``A`` strictly upper triangular (learnable, zero at start)
-    and ``Q0`` a fixed orthogonal buffer, so ``Q`` is orthogonal for every ``A``."""
+    and ``Q0`` a fixed orthogonal buffer, so ``Q`` is orthogonal for every ``A``.
+    """
+
+    base: Tensor  # registered buffer
 
     def __init__(self, base: Tensor):
         super().__init__()
@@ -205,7 +212,8 @@ class _OrthogonalMatrix(nn.Module):
 
 def haar_matrix() -> Tensor:
     """The orthonormal 2x2 Haar analysis matrix over pixels ``(0,0), (0,1), (1,0), (1,1)``; rows:
-    average, horizontal detail (column difference), vertical detail (row difference), diagonal."""
+    average, horizontal detail (column difference), vertical detail (row difference), diagonal.
+    """
     rows = [[1, 1, 1, 1], [1, -1, 1, -1], [1, 1, -1, -1], [1, -1, -1, 1]]
     return 0.5 * torch.tensor(rows, dtype=torch.get_default_dtype())
 
@@ -215,7 +223,8 @@ class OrthogonalDownsample(InvertibleModule):
     by a stride-2 2x2 convolution whose kernel, read as a ``4C x 4C`` matrix, is orthogonal;
     the inverse is the transposed convolution with the same kernel. Initialised to the Haar
     transform of each channel: output ``4c + k`` is Haar component ``k`` (see :func:`haar_matrix`)
-    of input channel ``c``. Volume preserving (|det| = 1)."""
+    of input channel ``c``. Volume preserving (|det| = 1).
+    """
 
     def __init__(self, channels: int):
         super().__init__()
@@ -244,7 +253,8 @@ class OrthogonalDownsample(InvertibleModule):
 class OrthogonalUpsample(InvertibleModule):
     """Orthogonal upsampling ``(B, 4C, H, W) -> (B, C, 2H, 2W)``: the inverse direction of an
     :class:`OrthogonalDownsample` over ``channels = C`` (its own, or ``downsample`` to tie
-    weights)."""
+    weights).
+    """
 
     def __init__(self, channels: int, downsample: OrthogonalDownsample | None = None):
         super().__init__()
@@ -303,7 +313,10 @@ class Orthogonal1x1(InvertibleModule):
 class ActNorm(InvertibleModule):
     """Per-channel affine normalisation ``y = (x + b) * exp(log_s)`` (Kingma & Dhariwal 2018, Glow),
     initialised from the data on the first forward in training mode so that the output has zero mean
-    and unit standard deviation per channel. ``log|det J| = H * W * sum(log|s|)``."""
+    and unit standard deviation per channel. ``log|det J| = H * W * sum(log|s|)``.
+    """
+
+    initialized: Tensor  # registered buffer (a boolean scalar)
 
     def __init__(self, channels: int, eps: float = 1e-6):
         super().__init__()
@@ -337,16 +350,17 @@ class ActNorm(InvertibleModule):
 
 class _MemoryFree(torch.autograd.Function):
     """Run a sequence without storing activations; rebuild them by inversion in backward
-    (Putzky & Welling 2019)."""
+    (Putzky & Welling 2019).
+    """
 
     @staticmethod
     def forward(ctx, x: Tensor, seq: InvertibleSequence, with_logdet: bool, *params: Tensor):
         ctx.seq, ctx.with_logdet, ctx.params = seq, with_logdet, params
         # the blocks' bound context (the i-RIM's gradient function of *these* data): several
         # forward passes may run before one backward (a batch of items with their own masks)
-        ctx.contexts = [block.get_context() for block in seq.blocks]
+        ctx.contexts = [block.get_context() for block in seq.block_list()]
         y, logdet = x, x.new_zeros(x.shape[0])
-        for block in seq.blocks:
+        for block in seq.block_list():
             if with_logdet:
                 y, ld = block.forward_and_logdet(y)
                 logdet = logdet + ld
@@ -371,6 +385,7 @@ class _MemoryFree(torch.autograd.Function):
             with torch.no_grad():
                 x = block.inverse(y)
             x = x.detach().requires_grad_(need_x)
+            douts: tuple[Tensor | None, ...]
             with torch.enable_grad():
                 if ctx.with_logdet:
                     outs, douts = block.forward_and_logdet(x), (grad_y, grad_logdet)
@@ -379,6 +394,7 @@ class _MemoryFree(torch.autograd.Function):
             pairs = [(o, g) for o, g in zip(outs, douts, strict=True) if o.requires_grad]
             params = [p for p in block.parameters() if id(p) in index]
             wrt = ([x] if need_x else []) + params
+            got: Sequence[Tensor | None]
             if pairs and wrt:
                 got = torch.autograd.grad([o for o, _ in pairs], wrt, [g for _, g in pairs],
                                           allow_unused=True)
@@ -390,7 +406,8 @@ class _MemoryFree(torch.autograd.Function):
             for p, g in zip(params, got, strict=True):
                 if g is not None:
                     i = index[id(p)]
-                    grads[i] = g if grads[i] is None else grads[i] + g
+                    prev = grads[i]
+                    grads[i] = g if prev is None else prev + g
             y = x.detach()
         grad_x = grad_y if ctx.needs_input_grad[0] else None
         return (grad_x, None, None, *grads)
@@ -412,10 +429,14 @@ class InvertibleSequence(InvertibleModule):
         self.blocks = nn.ModuleList(blocks)
         self.memory_free = memory_free
 
+    def block_list(self) -> list[InvertibleModule]:
+        """The blocks in order, typed (iterating the ``nn.ModuleList`` gives plain modules)."""
+        return cast("list[InvertibleModule]", list(self.blocks))
+
     def _memory_free_params(self, x: Tensor) -> list[Tensor] | None:
         if not (self.memory_free and torch.is_grad_enabled()):
             return None
-        params = [p for p in self.parameters() if p.requires_grad]
+        params: list[Tensor] = [p for p in self.parameters() if p.requires_grad]
         return params if (params or x.requires_grad) else None
 
     def forward(self, x: Tensor) -> Tensor:
@@ -431,13 +452,13 @@ class InvertibleSequence(InvertibleModule):
         if params is not None:
             return _MemoryFree.apply(x, self, True, *params)
         logdet = x.new_zeros(x.shape[0])
-        for block in self.blocks:
+        for block in self.block_list():
             x, ld = block.forward_and_logdet(x)
             logdet = logdet + ld
         return x, logdet
 
     def inverse(self, y: Tensor) -> Tensor:
-        for block in reversed(self.blocks):
+        for block in reversed(self.block_list()):
             y = block.inverse(y)
         return y
 

@@ -22,7 +22,7 @@ architecture).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, cast
 
 import torch
 from torch import Tensor, nn
@@ -113,6 +113,8 @@ class IRIM(nn.Module):
     ``IUNet.required_multiple``; pad with :func:`mrirecon.padding.pad_to_multiple`.
     """
 
+    sequence: InvertibleSequence  # set with object.__setattr__: not a registered submodule
+
     def __init__(self, config: IRIMConfig | None = None) -> None:
         super().__init__()
         self.config = config or IRIMConfig()
@@ -123,13 +125,14 @@ class IRIM(nn.Module):
             return IUNet(c.state_channels, levels=c.levels, blocks_per_level=c.blocks_per_level,
                          hidden=c.hidden)
 
-        self.grad_steps = nn.ModuleList(GradientStep(c.state_channels, c.grad_hidden)
-                                        for _ in range(n_cells))
-        self.unets = nn.ModuleList(unet() for _ in range(n_cells))
+        grad_steps = [GradientStep(c.state_channels, c.grad_hidden) for _ in range(n_cells)]
+        unets = [unet() for _ in range(n_cells)]
+        self.grad_steps = nn.ModuleList(grad_steps)
+        self.unets = nn.ModuleList(unets)
         blocks: list[InvertibleModule] = []
         for t in range(c.steps):
             k = 0 if c.shared_weights else t
-            blocks += [self.grad_steps[k], self.unets[k]]
+            blocks += [grad_steps[k], unets[k]]
         # the order of the blocks, not a second owner of them: kept out of the registered
         # submodules, so each weight is in the state dict (and a checkpoint) once
         object.__setattr__(self, "sequence",
@@ -140,7 +143,7 @@ class IRIM(nn.Module):
         return 2 ** (self.config.levels - 1)
 
     def _bind(self, grad_fn: GradFn) -> None:
-        for step in self.grad_steps:
+        for step in cast("list[GradientStep]", list(self.grad_steps)):
             step.grad_fn = grad_fn
 
     def lift(self, x0: Tensor) -> Tensor:

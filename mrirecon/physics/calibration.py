@@ -17,7 +17,8 @@ MAX_CALIBRATION_LINES = 32
 
 def _centre_run(line: np.ndarray, centre: int) -> tuple[int, int]:
     """Sampled neighbours of ``centre`` in a 1-D bool array: (count to the left, to the right);
-    ``(-1, -1)`` when the centre itself is not sampled."""
+    ``(-1, -1)`` when the centre itself is not sampled.
+    """
     if not line[centre]:
         return -1, -1
     left = centre
@@ -31,7 +32,8 @@ def _centre_run(line: np.ndarray, centre: int) -> tuple[int, int]:
 
 def _centred_width(line: np.ndarray) -> int:
     """Widest block ``[n//2 - w//2, n//2 - w//2 + w)`` that is fully sampled (the block that
-    sigpy's centred crop ``sp.resize`` takes)."""
+    sigpy's centred crop ``sp.resize`` takes).
+    """
     left, right = _centre_run(line, len(line) // 2)
     if left < 0:
         return 0
@@ -55,7 +57,8 @@ def calibration_width(mask: np.ndarray | torch.Tensor, shape: tuple[int, int]) -
 
 def checked_calibration_width(mask: np.ndarray | torch.Tensor, shape: tuple[int, int]) -> int:
     """:func:`calibration_width` capped at :data:`MAX_CALIBRATION_LINES`; raises
-    :class:`~mrirecon.errors.InvalidParameterError` below :data:`MIN_CALIBRATION_LINES`."""
+    :class:`~mrirecon.errors.InvalidParameterError` below :data:`MIN_CALIBRATION_LINES`.
+    """
     width = calibration_width(mask, shape)
     if width < MIN_CALIBRATION_LINES:
         raise InvalidParameterError(

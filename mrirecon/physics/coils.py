@@ -129,7 +129,8 @@ def espirit_maps(kspace_slice: np.ndarray, calib_width: int, *, thresh: float = 
 
 def coil_maps(kspace_slice: np.ndarray, calib_width: int, method: str = "espirit") -> np.ndarray:
     """``(coils, ky, kx)`` maps by ``method`` (``"espirit"`` or ``"acs"``); all-ones for one
-    coil."""
+    coil.
+    """
     if kspace_slice.shape[0] == 1:
         return np.ones(kspace_slice.shape, dtype=np.complex64)
     if method == "espirit":

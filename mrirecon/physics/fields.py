@@ -29,7 +29,8 @@ def grid(shape: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
     ny, nx = shape
     y = (torch.arange(ny, dtype=torch.float64) + 0.5 - ny / 2) / (ny / 2)
     x = (torch.arange(nx, dtype=torch.float64) + 0.5 - nx / 2) / (nx / 2)
-    return torch.meshgrid(y, x, indexing="ij")
+    yy, xx = torch.meshgrid(y, x, indexing="ij")
+    return yy, xx
 
 
 def polynomial_phase(shape: tuple[int, int], rng: np.random.Generator, order: int = 2,
@@ -38,7 +39,8 @@ def polynomial_phase(shape: tuple[int, int], rng: np.random.Generator, order: in
     yy, xx = grid(shape)
     terms = [xx**i * yy**j for i in range(order + 1) for j in range(order + 1 - i)]
     coeffs = rng.uniform(-1, 1, size=len(terms))
-    phase = sum(float(c) * t for c, t in zip(coeffs, terms, strict=True))
+    phase = sum((float(c) * t for c, t in zip(coeffs, terms, strict=True)),
+                torch.zeros_like(xx))
     return phase * (max_phase / phase.abs().max().clamp_min(1e-12))
 
 

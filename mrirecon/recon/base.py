@@ -59,7 +59,8 @@ class Reconstructor(ABC):
 
     def domain_notes(self, kspace: KSpace) -> list[str]:
         """Ways ``kspace`` lies outside what this method was made for (learned models: their
-        declared training domain); empty for the classical methods."""
+        declared training domain); empty for the classical methods.
+        """
         return []
 
     def __call__(self, kspace: KSpace) -> Volume:
@@ -103,7 +104,8 @@ class Reconstructor(ABC):
     def volume(self, kspace: KSpace, data: np.ndarray, seconds: float,
                **provenance: Any) -> Volume:
         """``data`` ``(slices, rows, cols)`` as a Volume with the k-space's geometry, header and
-        provenance (plus this method's name, parameters, device, timing and ``provenance``)."""
+        provenance (plus this method's name, parameters, device, timing and ``provenance``).
+        """
         record = {
             **kspace.provenance,
             "method": self.name,
@@ -122,7 +124,8 @@ class Reconstructor(ABC):
 
 def recon_size(kspace: KSpace) -> tuple[int, int]:
     """The image size to return: the header's recon matrix ``(x, y)`` = (rows, cols), capped by
-    the k-space size; the k-space size when the header does not say."""
+    the k-space size; the k-space size when the header does not say.
+    """
     ky, kx = kspace.shape[-2:]
     if kspace.recon_matrix is None:
         return ky, kx
@@ -131,7 +134,8 @@ def recon_size(kspace: KSpace) -> tuple[int, int]:
 
 def output_affine(kspace: KSpace, full: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
     """Geometry of the cropped image: the k-space's image affine shifted by the crop offset, or,
-    without one, a diagonal affine from the recon field of view (voxel = FOV / matrix)."""
+    without one, a diagonal affine from the recon field of view (voxel = FOV / matrix).
+    """
     if kspace.affine is not None:
         affine = np.array(kspace.affine, dtype=float)
         offset = np.array([0, (full[0] - size[0]) // 2, (full[1] - size[1]) // 2, 0.0])

@@ -41,7 +41,8 @@ class LearnedReconstructor(Reconstructor):
     def domain_notes(self, kspace: Any) -> list[str]:
         """How ``kspace`` (undersampled, its mask in the provenance) falls outside the domain
         the checkpoint declares (:func:`mrirecon.models.domain.outside`); empty when inside or
-        when the checkpoint declares none."""
+        when the checkpoint declares none.
+        """
         domain = (self.metadata.get("extra") or {}).get("domain")
         mask = kspace.provenance.get("mask") or {}
         return outside(domain, coils=kspace.n_coils, shape=tuple(kspace.shape[-2:]),

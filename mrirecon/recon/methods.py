@@ -66,7 +66,7 @@ def build_reconstructor(method: Method | str | None = None, *, model: str | Path
     method = None if method is None else Method(method)
     if model is not None and method is not None:
         raise InvalidParameterError(f"give --model or --method {method.value}, not both")
-    if sampling:
+    if samples is not None:
         from mrirecon.recon.posterior import check_sampling
 
         check_sampling(samples, temperature, sample_batch)
@@ -110,7 +110,8 @@ def _classical(method: Method, *, device: Any, batch_size: int, **params: Any) -
 def load_reconstructor(path: str | Path, *, device: Any = "cpu", batch_size: int = 8,
                        amp: bool = False) -> LearnedReconstructor:
     """A :class:`LearnedReconstructor` (a :class:`PosteriorSampler` for a sampling model) from
-    a checkpoint file (safetensors; never unpickled)."""
+    a checkpoint file (safetensors; never unpickled).
+    """
     from mrirecon.models.checkpoint import load_checkpoint
     from mrirecon.models.protocols import SamplingModel
     from mrirecon.recon.learned import LearnedReconstructor

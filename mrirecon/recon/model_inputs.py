@@ -75,23 +75,26 @@ def gradient_channels(op: LinearOperator, y: torch.Tensor, pad: Pad | None = Non
     zero-padded image (the i-RIM's U-Net needs multiples of a power of two): the gradient is
     taken on the centre crop the operator knows and padded back with zeros.
     """
-    padded = pad is not None and any(pad)
-
     def grad(x: torch.Tensor) -> torch.Tensor:
-        if padded:
-            left, right, top, bottom = pad
-            x = center_crop(x, (x.shape[-2] - top - bottom, x.shape[-1] - left - right))
-        g = to_channels(dc_gradient(op, from_channels(x, None), y), channel_dim=None)
-        return F.pad(g, pad) if padded else g
+        return to_channels(dc_gradient(op, from_channels(x, None), y), channel_dim=None)
 
-    return grad
+    if pad is None or not any(pad):
+        return grad
+    left, right, top, bottom = pad
+
+    def padded_grad(x: torch.Tensor) -> torch.Tensor:
+        x = center_crop(x, (x.shape[-2] - top - bottom, x.shape[-1] - left - right))
+        return F.pad(grad(x), pad)
+
+    return padded_grad
 
 
 def padded_inputs(model: nn.Module, batch: ModelBatch
                   ) -> tuple[torch.Tensor, GradFn, Callable[[torch.Tensor], torch.Tensor]]:
     """``(x0, grad_fn, crop)``: the start image zero-padded to the model's
     ``required_multiple``, the data-consistency gradient on that padded grid, and a function
-    that crops any ``(..., H, W)`` model output back to the slice size."""
+    that crops any ``(..., H, W)`` model output back to the slice size.
+    """
     size = (batch.x0.shape[-2], batch.x0.shape[-1])
     x0, pad = pad_to_multiple(batch.x0, int(getattr(model, "required_multiple", 1)))
     grad = gradient_channels(batch.op, batch.y, pad)
@@ -101,7 +104,8 @@ def padded_inputs(model: nn.Module, batch: ModelBatch
 def call_model(model: nn.Module, x0: torch.Tensor, grad: GradFn,
                amp: bool = False) -> list[torch.Tensor]:
     """``model(x0, grad)``; with ``amp`` (CUDA only) the network runs under bfloat16 autocast
-    while the data-consistency gradient and the returned estimates stay float32."""
+    while the data-consistency gradient and the returned estimates stay float32.
+    """
     if not (amp and x0.is_cuda):
         return model(x0, grad)
     with torch.autocast("cuda", dtype=torch.bfloat16):

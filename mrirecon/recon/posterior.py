@@ -26,6 +26,7 @@ from torch import nn
 
 from mrirecon.data import KSpace, Volume
 from mrirecon.errors import InvalidParameterError, MriReconError, one_line
+from mrirecon.models.protocols import SamplingModel
 from mrirecon.recon.learned import LearnedReconstructor
 from mrirecon.recon.model_inputs import padded_inputs, prepare_batch
 
@@ -111,7 +112,8 @@ class PosteriorSampler(LearnedReconstructor):
 
     def reconstruct_batch(self, kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Posterior mean of one batch of slices on its own (a fresh generator from ``seed``:
-        the draws of a volume holding just these slices)."""
+        the draws of a volume holding just these slices).
+        """
         return self._draw(kspace, mask, torch.Generator().manual_seed(self.seed), False)[0]
 
     def sample(self, kspace: KSpace, *, keep_samples: bool = False) -> Posterior:
@@ -133,15 +135,18 @@ class PosteriorSampler(LearnedReconstructor):
     def _draw(self, kspace: torch.Tensor, mask: torch.Tensor, generator: torch.Generator,
               keep: bool) -> tuple[torch.Tensor, ...]:
         """``(mean, std[, samples (n, S, y, x)])`` of one batch of slices, in image units."""
+        model = self.model
+        assert isinstance(model, SamplingModel)  # load_reconstructor picks this class for those
         batch = prepare_batch(kspace, mask)
-        x0, grad, crop = padded_inputs(self.model, batch)
-        total = sq = None
+        x0, grad, crop = padded_inputs(model, batch)
+        total: torch.Tensor | None = None
+        sq: torch.Tensor | None = None
         kept = []
         done = 0
         while done < self.samples:
             n = min(self.sample_batch, self.samples - done)
             try:
-                draws = self.model.sample(x0, grad, n, temperature=self.temperature,
+                draws = model.sample(x0, grad, n, temperature=self.temperature,
                                           generator=generator)
             except torch.OutOfMemoryError:
                 raise MriReconError(
@@ -161,6 +166,7 @@ class PosteriorSampler(LearnedReconstructor):
             if keep:
                 kept.append(draws.float().transpose(0, 1))
             done += n
+        assert total is not None and sq is not None  # samples >= 2, see check_sampling
         mean = total / self.samples
         var = (sq - self.samples * mean**2) / (self.samples - 1)
         out = (mean.float(), var.clamp_min(0).sqrt().float())

@@ -62,7 +62,8 @@ from mrirecon.recon.base import Reconstructor
 
 def mask_weights(mask: np.ndarray | torch.Tensor, shape: tuple[int, int]) -> np.ndarray:
     """The ``(ky, kx)`` float32 0/1 data weights sigpy takes (it applies their square root)
-    from a ``(ky, kx)`` or ``(1, kx)`` bool mask."""
+    from a ``(ky, kx)`` or ``(1, kx)`` bool mask.
+    """
     if isinstance(mask, torch.Tensor):
         mask = mask.detach().cpu().numpy()
     full = np.broadcast_to(np.asarray(mask, dtype=bool), tuple(shape))
@@ -71,7 +72,8 @@ def mask_weights(mask: np.ndarray | torch.Tensor, shape: tuple[int, int]) -> np.
 
 def zero_filled_scale(kspace_slice: np.ndarray) -> float:
     """The data scale ``lamda`` is relative to: ``max rss(F^H y)`` of one ``(coils, ky, kx)``
-    slice (0 for an empty slice)."""
+    slice (0 for an empty slice).
+    """
     from mrirecon.physics import ifft2c, rss
 
     image = rss(ifft2c(torch.from_numpy(np.asarray(kspace_slice, dtype=np.complex64))), dim=0)

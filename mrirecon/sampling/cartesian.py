@@ -21,7 +21,7 @@ GAUSSIAN_SIGMA_FRACTION = 0.25
 
 
 def num_low_frequencies(n: int, center_fraction: float) -> int:
-    """fastMRI's centre count ``round(n * cf)`` (Python rounding, as fastMRI uses)."""
+    """FastMRI's centre count ``round(n * cf)`` (Python rounding, as fastMRI uses)."""
     return round(n * center_fraction)
 
 
@@ -36,6 +36,7 @@ def center_mask(n: int, num_low: int) -> np.ndarray:
 def line_mask(spec: MaskSpec) -> tuple[np.ndarray, int]:
     """Draw the column pattern ``(kx,)`` and the centre count for a 1-D ``spec``."""
     n, accel = spec.columns, spec.acceleration
+    assert spec.center_fraction is not None  # MaskSpec.__post_init__ fills in the default
     num_low = num_low_frequencies(n, spec.center_fraction)
     _check_reachable(spec, n, num_low)
     if spec.kind is MaskKind.GAUSSIAN:
@@ -77,7 +78,8 @@ def _magic(n: int, step: int, offset: int) -> np.ndarray:
 
 def _gaussian(spec: MaskSpec, n: int, num_low: int) -> np.ndarray:
     """Exactly ``round(n / R) - num_low`` outer columns drawn without replacement, with
-    probability proportional to a centred Gaussian of std ``GAUSSIAN_SIGMA_FRACTION * n``."""
+    probability proportional to a centred Gaussian of std ``GAUSSIAN_SIGMA_FRACTION * n``.
+    """
     target = round(n / spec.acceleration)
     outer = np.flatnonzero(~center_mask(n, num_low))
     weights = np.exp(-0.5 * ((outer - n // 2) / (GAUSSIAN_SIGMA_FRACTION * n)) ** 2)

@@ -30,7 +30,7 @@ def seed_from_name(name: str, base_seed: int = 0) -> int:
 
 
 def fastmri_seed(name: str) -> tuple[int, ...]:
-    """fastMRI's validation seed for a file: ``tuple(map(ord, fname))`` of its base name."""
+    """FastMRI's validation seed for a file: ``tuple(map(ord, fname))`` of its base name."""
     return tuple(map(ord, PurePath(name).name))
 
 

@@ -38,7 +38,7 @@ Seed = int | tuple[int, ...]
 
 
 def default_center_fraction(acceleration: float) -> float:
-    """fastMRI's pairing of centre fraction and acceleration: 0.08 at 4x, 0.04 at 8x (0.32 / R)."""
+    """FastMRI's pairing of centre fraction and acceleration: 0.08 at 4x, 0.04 at 8x (0.32 / R)."""
     return 0.32 / acceleration
 
 

@@ -21,7 +21,9 @@ POISSON_TOLERANCE = 0.01
 def calibration_box(spec: MaskSpec) -> tuple[int, int]:
     """Centre box ``(round(ky * cf), round(kx * cf))``; both sides must be at least one."""
     ky, kx = spec.shape
-    box = (round(ky * spec.center_fraction), round(kx * spec.center_fraction))
+    cf = spec.center_fraction
+    assert cf is not None  # MaskSpec.__post_init__ fills in the default
+    box = (round(ky * cf), round(kx * cf))
     if min(box) < 1:
         raise InvalidParameterError(
             f"centre fraction {spec.center_fraction:g} gives a {box[0]}x{box[1]} centre box on "
@@ -93,7 +95,8 @@ def _bounded_poisson(shape: tuple[int, int], accel: float, calib: tuple[int, int
                      tol: float) -> np.ndarray:
     """``sigpy.mri.poisson(shape, accel, calib, crop_corner=True, seed, tol)`` with the same
     steps and draws (so the same mask), but at most :data:`POISSON_BISECTIONS` bisection steps;
-    raises ``ValueError`` like sigpy when the rate is not met."""
+    raises ``ValueError`` like sigpy when the rate is not met.
+    """
     from sigpy.mri import samp  # heavy (numba); only needed for this kind
 
     ny, nx = shape

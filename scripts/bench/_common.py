@@ -37,8 +37,10 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def setup(args: argparse.Namespace) -> torch.device:
-    """Apply ``--threads`` and return ``--device`` as a torch device; CUDA asked for without
-    a GPU ends the script with one line on stderr."""
+    """Apply ``--threads`` and return ``--device`` as a torch device.
+
+    CUDA asked for without a GPU ends the script with one line on stderr.
+    """
     from mrirecon.device import resolve_device
 
     if args.threads is not None:
@@ -116,8 +118,11 @@ def timed(fn: Callable[[], Any], device: torch.device) -> float:
 
 def time_calls(calls: Iterable[Callable[[], Any]], device: torch.device,
                max_seconds: float = math.inf) -> list[float]:
-    """Seconds of each call (see :func:`timed`); stops after the call that brings their sum
-    past ``max_seconds``, so at least one call is always timed."""
+    """Seconds of each call (see :func:`timed`).
+
+    Stops after the call that brings their sum past ``max_seconds``, so at least one call is
+    always timed.
+    """
     seconds: list[float] = []
     for call in calls:
         seconds.append(timed(call, device))
@@ -144,9 +149,11 @@ def reset_peak_memory(device: torch.device) -> None:
 
 
 def phantom(rows: int, cols: int, generator: torch.Generator) -> torch.Tensor:
-    """A smooth random magnitude image ``(rows, cols)`` in [0, 1], float64: Gaussian white
-    noise low-pass filtered to ~10 cycles per field of view, on a soft-edged ellipse and
-    near zero outside it."""
+    """A smooth random magnitude image ``(rows, cols)`` in [0, 1], float64.
+
+    Gaussian white noise low-pass filtered to ~10 cycles per field of view, on a soft-edged
+    ellipse and near zero outside it.
+    """
     noise = torch.randn(rows, cols, generator=generator, dtype=torch.float64)
     fy = torch.fft.fftfreq(rows, 1 / rows, dtype=torch.float64)[:, None]  # cycles per FOV
     fx = torch.fft.fftfreq(cols, 1 / cols, dtype=torch.float64)[None, :]
@@ -161,8 +168,9 @@ def phantom(rows: int, cols: int, generator: torch.Generator) -> torch.Tensor:
 
 def scan(slices: int, rows: int, cols: int, coils: int, seed: int = 0
          ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Fully sampled synthetic k-space ``(slices, coils, rows, cols)`` complex64 and its RSS
-    target ``(slices, rows, cols)`` float32 (CPU tensors).
+    """Fully sampled synthetic k-space and its RSS target (CPU tensors).
+
+    K-space ``(slices, coils, rows, cols)`` complex64, target ``(slices, rows, cols)`` float32.
 
     Each slice is its own :func:`phantom`, given a smooth phase, birdcage coil maps and 1%
     noise by :func:`mrirecon.physics.simulate.simulate_kspace` (one slice at a time, so the
@@ -217,8 +225,11 @@ def _cell(value: Any) -> str:
 
 
 def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[Column]) -> str:
-    """``rows`` as a markdown table; each column is ``(key, header)`` or
-    ``(key, header, format)``; a missing value shows as ``-``."""
+    """``rows`` as a markdown table.
+
+    Each column is ``(key, header)`` or ``(key, header, format)``; a missing value shows as
+    ``-``.
+    """
     lines = ["| " + " | ".join(c[1] for c in columns) + " |",
              "|" + "---|" * len(columns)]
     for row in rows:
@@ -243,9 +254,11 @@ def giga(value: float) -> str:
 
 def emit(benchmark: str, device: torch.device, settings: dict[str, Any],
          results: list[dict[str, Any]], columns: Sequence[Column], **extra: Any) -> None:
-    """Print ``{"benchmark", "machine", "settings", "results", **extra}`` as JSON on stdout and
-    the results as a markdown table on stderr, followed by ``extra["notes"]`` (if any), one
-    line each."""
+    """Print the report as JSON on stdout and its results as markdown on stderr.
+
+    The JSON is ``{"benchmark", "machine", "settings", "results", **extra}``; the markdown
+    table is followed by ``extra["notes"]`` (if any), one line each.
+    """
     report = {"benchmark": benchmark, "machine": machine(device), "settings": settings,
               "results": results, **extra}
     print(json.dumps(report, indent=2))

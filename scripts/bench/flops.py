@@ -56,8 +56,11 @@ MATMUL_CALLS = 10  # matrix products per timed call
 
 def _fft_flops(x_shape: Any, dim: Any, *args: Any, out_shape: Any = None,
                real: bool = False, **kwargs: Any) -> int:
-    """``5 N log2 N`` FLOPs per transform of ``N = prod(sizes over dim)`` points (half for a
-    real-input or real-output transform); the larger of input and output sets the sizes."""
+    """``5 N log2 N`` FLOPs per transform of ``N = prod(sizes over dim)`` points.
+
+    Half of that for a real-input or real-output transform; the larger of input and output sets
+    the sizes.
+    """
     shape = max(tuple(x_shape), tuple(out_shape), key=math.prod)
     n = math.prod(shape[d % len(shape)] for d in dim)
     per = 5 * n * math.log2(n) if n > 1 else 0.0
@@ -101,8 +104,10 @@ def matmul_peak(size: int, device: torch.device, repeats: int) -> dict[str, Any]
 
 
 def load(name: str, device: torch.device) -> tuple[torch.nn.Module, str, str]:
-    """The model benchmarked as ``name`` (``irim`` or ``rim``), its registry name and where
-    its weights come from."""
+    """The model benchmarked as ``name`` (``irim`` or ``rim``).
+
+    Returns it with its registry name and where its weights come from.
+    """
     if name == "irim":
         from mrirecon.models.checkpoint import load_checkpoint
         from mrirecon.models.default import default_checkpoint

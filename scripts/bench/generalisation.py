@@ -44,6 +44,7 @@ COILS = (1, 4, 8, 15)
 NOTE = ("all k-space in this suite is simulated from magnitude images (synthetic coil maps, "
         "phase and noise); no file holds measured raw data")
 COLIN_SLICES = (70, 90)
+SCRIPTS = Path(__file__).resolve().parents[1]  # scripts/, home of _colin27
 #: Colin27 T1 / its 99th percentile -> 0 background, 1 dark (CSF, skull), 2 GM, 3 WM, 4 bright.
 TISSUE_EDGES = (0.05, 0.38, 0.62, 0.74)
 #: Synthetic contrasts: intensity of (CSF, GM, WM, fat/other).
@@ -62,13 +63,19 @@ def _pick(volume: Any, index: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
 
 def colin27(sources: Path, contrast: str | None = None) -> Image:
     """Colin27 T1 slices, or a T2/FLAIR-like image synthesised from their segmentation."""
+    if str(SCRIPTS) not in sys.path:
+        sys.path.append(str(SCRIPTS))
+    import _colin27  # the scripts' one Colin27 locator and slicer
     from scipy.ndimage import gaussian_filter
 
     from mrirecon.io.nifti import read_nifti
     from mrirecon.physics.simulate import resample_inplane
 
-    volume = read_nifti(sources / "colin27.nii.gz")
-    data, affine = _pick(volume, COLIN_SLICES)
+    path = _colin27.locate(sources)
+    volume = read_nifti(path)  # its header, and the whole volume's 99th percentile below
+    data, affine = _colin27.stack(path, (0, 1, 2), COLIN_SLICES)  # NIfTI (i, j, slice)
+    # to read_nifti's layout (slice, row, col) = (k, j, i); Colin27's units are unset (mm)
+    data, affine = data.transpose(2, 1, 0).astype(np.float64), affine[:, [2, 1, 0, 3]]
     if contrast is not None:
         labels = np.digitize(data / np.percentile(volume.data, 99), TISSUE_EDGES)
         data = gaussian_filter(np.array([0.0, *CONTRASTS[contrast]])[labels], (0, 0.7, 0.7))
@@ -128,9 +135,12 @@ ORDER = {d: i for i, d in enumerate(DOMAINS)}
 
 
 def coil_maps(shape: tuple[int, int], coils: int, rng: np.random.Generator) -> torch.Tensor:
-    """The suite's coils: loops of size 0.6 evenly spaced on an ellipse of semi-axes 1.25 (y) and
-    1.05 (x) with phase offsets ``0.7 * 2 pi k / coils`` (RSS 1); for one coil a loop of size
-    1.5 at (1.6, 0), max magnitude 1, times a random constant phase."""
+    """The suite's coils (RSS 1), or its one coil.
+
+    Loops of size 0.6 evenly spaced on an ellipse of semi-axes 1.25 (y) and 1.05 (x) with
+    phase offsets ``0.7 * 2 pi k / coils``; for one coil a loop of size 1.5 at (1.6, 0), max
+    magnitude 1, times a random constant phase.
+    """
     from mrirecon.physics.coils import loop_maps
 
     if coils == 1:

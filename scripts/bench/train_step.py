@@ -1,20 +1,24 @@
 """RIM vs memory-free i-RIM: time and memory of one training step (JSON).
 
     python scripts/bench/train_step.py [--size 320] [--steps 4 8 16] [--hidden 16 32]
-        [--repeats 3] [--device auto] [--threads N] [--seed 0]
+        [--repeats 3] [--stored-irim] [--device auto] [--threads N] [--seed 0]
 
 One training step = forward, :func:`~mrirecon.train.losses.reconstruction_loss` (the training
 defaults: SSIM weight 1, L1 weight 0) and backward, on one single-coil ``size x size`` slice (a
 smooth random phantom, fastMRI random 4x mask), batch 1, inputs made by the same
 :func:`~mrirecon.recon.learned.prepare_batch` as training. Models: the registry defaults
 ``rim.v1`` and ``irim.v1`` (memory-free) with ``steps`` and ``hidden`` overridden (for the
-i-RIM ``hidden`` is the width of its U-Net couplings). Time: median of ``--repeats`` steps after
-one warm-up step. Memory (``memory_kind``): on CUDA ``cuda_max_allocated``, the peak of
-``torch.cuda.max_memory_allocated`` over one step (weights and inputs included; the allocation
-before the step is ``baseline_bytes``); on the CPU ``saved_for_backward``, the bytes autograd
-keeps for the backward pass (:func:`~mrirecon.models.invertible.saved_tensor_bytes`), since a
-CPU process's resident memory hides them. Each i-RIM row carries ``irim_rim_memory_ratio``, its
-memory over the RIM's of the same ``hidden`` and ``steps``.
+i-RIM ``hidden`` is the width of its U-Net couplings); ``--stored-irim`` adds the i-RIM with
+``memory_free: false`` (every activation stored, as the default i-RIM is trained on a CPU).
+Time: median of ``--repeats`` steps after one warm-up step (``step_seconds``), then of as many
+forward passes alone under ``torch.inference_mode`` after one more warm-up
+(``forward_seconds``, what reconstruction costs per slice). Memory (``memory_kind``): on CUDA
+``cuda_max_allocated``, the peak of ``torch.cuda.max_memory_allocated`` over one step (weights
+and inputs included; the allocation before the step is ``baseline_bytes``); on the CPU
+``saved_for_backward``, the bytes autograd keeps for the backward pass
+(:func:`~mrirecon.models.invertible.saved_tensor_bytes`), since a CPU process's resident memory
+hides them. Each i-RIM row carries ``memory_free`` and ``irim_rim_memory_ratio``, its memory
+over the RIM's of the same ``hidden`` and ``steps``.
 """
 
 from __future__ import annotations
@@ -63,6 +67,10 @@ def measure(name: str, config: dict[str, Any], batch: Any, target: torch.Tensor,
         model.zero_grad(set_to_none=True)
         loss().backward()
 
+    def forward() -> None:
+        with torch.inference_mode():
+            run_model(model, batch)
+
     timed(step, device)  # warm-up
     seconds = time_calls([step] * repeats, device)
     model.zero_grad(set_to_none=True)
@@ -75,9 +83,12 @@ def measure(name: str, config: dict[str, Any], batch: Any, target: torch.Tensor,
                    memory_kind="cuda_max_allocated", baseline_bytes=baseline)
     else:
         row.update(memory_bytes=saved_tensor_bytes(loss), memory_kind="saved_for_backward")
+    timed(forward, device)  # warm-up
+    forward_seconds = time_calls([forward] * repeats, device)
     return {"model": name, **config,
             "parameters": sum(p.numel() for p in model.parameters()),
-            "step_seconds": median(seconds), "step_seconds_min": min(seconds), **row}
+            "step_seconds": median(seconds), "step_seconds_min": min(seconds),
+            "forward_seconds": median(forward_seconds), **row}
 
 
 def main() -> None:
@@ -86,6 +97,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, nargs="+", default=[4, 8, 16])
     parser.add_argument("--hidden", type=int, nargs="+", default=[16, 32])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--stored-irim", action="store_true",
+                        help="also the i-RIM with memory_free=false (activations stored)")
     add_common_arguments(parser)
     args = parser.parse_args()
     if args.repeats < 1 or args.size < 8:
@@ -96,28 +109,34 @@ def main() -> None:
     mask = random_mask(n, n, seed=args.seed).to(device)
     batch = prepare_batch((full.to(device) * mask), mask)
     target = target.to(device) / batch.scale[:, None, None].float()
+    variants = [(name, {}) for name in MODELS]
+    if args.stored_irim:
+        variants.append(("irim.v1", {"memory_free": False}))
     results = []
-    for name in MODELS:
+    for name, extra in variants:
         for hidden in args.hidden:
             for steps in args.steps:
-                progress(f"{name} hidden={hidden} steps={steps}")
-                results.append(measure(name, {"hidden": hidden, "steps": steps}, batch, target,
-                                       device, args.repeats))
+                label = " ".join([name, *(f"{k}={v}" for k, v in extra.items())])
+                progress(f"{label} hidden={hidden} steps={steps}")
+                results.append(measure(name, {"hidden": hidden, "steps": steps, **extra}, batch,
+                                       target, device, args.repeats))
                 release_memory(device)
     rim = {(r["hidden"], r["steps"]): r["memory_bytes"] for r in results
            if r["model"] == "rim.v1"}
     for r in results:
         if r["model"] == "irim.v1":
-            r["memory_free"] = True
+            r.setdefault("memory_free", True)
             r["irim_rim_memory_ratio"] = r["memory_bytes"] / rim[(r["hidden"], r["steps"])]
     settings = {"size": n, "coils": 1, "batch": 1, "steps": args.steps, "hidden": args.hidden,
-                "repeats": args.repeats, "seed": args.seed,
+                "repeats": args.repeats, "stored_irim": args.stored_irim, "seed": args.seed,
                 "loss": {"ssim": LossConfig().ssim, "l1": LossConfig().l1},
                 "mask": MASK,
-                "timed": "forward + loss + backward, median of repeats after one warm-up"}
+                "timed": "forward + loss + backward, median of repeats after one warm-up; "
+                         "forward_seconds: the forward alone under inference_mode"}
     emit("train_step", device, settings, results,
          [("model", "model"), ("hidden", "hidden"), ("steps", "T"),
-          ("parameters", "params"), ("step_seconds", "s/step"),
+          ("memory_free", "memory-free"), ("parameters", "params"), ("step_seconds", "s/step"),
+          ("forward_seconds", "s/forward"),
           ("memory_bytes", "memory MiB", mib), ("memory_kind", "memory kind"),
           ("irim_rim_memory_ratio", "i-RIM/RIM memory")])
 

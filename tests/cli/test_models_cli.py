@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import TINY_MODELS as TINY
 from typer.testing import CliRunner
 
 from mrirecon.cli.app import app
@@ -16,9 +17,6 @@ from mrirecon.models.checkpoint import save_checkpoint
 from mrirecon.models.registry import build
 
 runner = CliRunner()
-TINY = {"rim.v1": {"steps": 2, "hidden": 8},
-        "irim.v1": {"steps": 2, "state_channels": 6, "levels": 2, "blocks_per_level": 1,
-                    "hidden": 8, "grad_hidden": 8}}
 
 
 def test_models_lists_the_registry() -> None:

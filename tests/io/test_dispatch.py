@@ -235,7 +235,6 @@ def test_output_path_names(nifti_file: Path, h5_file: Path, mr_small: Path,
     series.mkdir()
     assert output_path(series, out, "nifti") == out / "series1.nii.gz"
     assert output_path(series, out) == out / "series1"
-    assert output_path(h5_file, out, "nifti") == output_path(h5_file, out, "nifti")
 
 
 def test_output_path_never_names_the_input(h5_file: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_invertible import ClosureStep, least_squares_gradient, randomize
+from helpers import ClosureStep, least_squares_gradient, randomize
 from torch import Tensor
 
 from mrirecon.models.invertible import InvertibleSequence, saved_tensor_bytes

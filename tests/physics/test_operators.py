@@ -73,6 +73,53 @@ def test_adjointness(index: int, dtype: torch.dtype, device: str) -> None:
     torch.testing.assert_close(op.H.H(x), op(x))
 
 
+def swap_last_axes(t: torch.Tensor) -> torch.Tensor:
+    """``t`` relabelled ``(..., b, a)`` with its elements in the same memory order: the shape of
+    a transpose without moving anything (``reshape`` where ``transpose`` was meant), so every
+    flattened inner product is unchanged."""
+    return t.reshape(*t.shape[:-2], t.shape[-1], t.shape[-2])
+
+
+class SwappedAdjoint(SensitivityOp):
+    """A correct ``S^H`` whose output is ``(..., x, y)`` instead of the image's ``(..., y, x)``."""
+
+    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        return swap_last_axes(super().adjoint(y))
+
+
+class SwappedForward(SensitivityOp):
+    """A correct ``S`` whose coil images are ``(..., coils, x, y)``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return swap_last_axes(super().forward(x))
+
+
+@pytest.mark.parametrize("dtype", [torch.complex64, torch.complex128])
+def test_adjoint_mismatch_rejects_wrong_shapes_and_dtypes(dtype: torch.dtype) -> None:
+    """On a non-square image the helper refuses an operator whose adjoint (or forward) returns
+    the right numbers under the wrong shape, in the operator alone and inside compositions; the
+    flattened dot test alone cannot see it (its error stays at rounding level)."""
+    maps = crandn(*BATCH, COILS, KY, KX, dtype=dtype, seed=1)
+    img, coil = (*BATCH, KY, KX), (*BATCH, COILS, KY, KX)
+    x = crandn(*img, dtype=dtype, seed=2)
+    y = crandn(*coil, dtype=dtype, seed=3)
+    flat = torch.abs(torch.vdot(SensitivityOp(maps)(x).reshape(-1), y.reshape(-1))
+                     - torch.vdot(x.reshape(-1), SwappedAdjoint(maps).adjoint(y).reshape(-1)))
+    assert float(flat) / float(x.norm() * y.norm()) < TOL[dtype]  # invisible when flattened
+    wrong = SwappedAdjoint(maps)
+    cases = [(wrong, x, y, r"A\^H y is \(2, 3, 20, 24\)"),
+             (FFTOp() @ wrong, x, y, r"A\^H y is \(2, 3, 20, 24\)"),
+             (wrong.H, y, x, r"A x is \(2, 3, 20, 24\)"),
+             (SwappedForward(maps), x, y, r"A x is \(2, 3, 4, 20, 24\)")]
+    for op, a, b, message in cases:
+        with pytest.raises(ValueError, match=message):
+            adjoint_mismatch(op, a, b)
+    other = torch.complex128 if dtype == torch.complex64 else torch.complex64
+    with pytest.raises(ValueError, match=r"(A x|A\^H y) is .* expected"):
+        adjoint_mismatch(SensitivityOp(maps), x.to(other), y)  # x of another precision
+    assert adjoint_mismatch(SensitivityOp(maps), x, y) < TOL[dtype]
+
+
 @pytest.mark.parametrize("index", range(len(NAMES)), ids=NAMES)
 def test_linearity(index: int) -> None:
     _, op, in_shape, _ = operators(torch.complex128, "cpu")[index]

@@ -19,16 +19,6 @@ def run(script: str, *args: str) -> dict:
     return json.loads(out.stdout)
 
 
-def test_bench_models_tiny() -> None:
-    data = run("bench_models.py", "--size", "32", "--steps", "2", "4", "--repeats", "1",
-               "--hidden", "8")
-    rows = {(r["model"], r.get("memory_free"), r["steps"]): r for r in data["results"]}
-    assert len(rows) == 6 and data["machine"]["device"] == "cpu"
-    free = [rows[("irim.v1", True, t)]["saved_bytes_for_backward"] for t in (2, 4)]
-    plain = [rows[("rim.v1", None, t)]["saved_bytes_for_backward"] for t in (2, 4)]
-    assert free[1] <= 1.1 * free[0] and plain[1] >= 1.5 * plain[0]
-
-
 def test_mask_acceleration_bench_tiny() -> None:
     data = run("bench/mask_acceleration.py", "--shape", "32", "64", "--seeds", "2",
                "--accels", "4")
@@ -61,13 +51,11 @@ def test_throughput_tiny() -> None:
                          for m in ("zero-filled", "irim", "cinn")}
     for r in rows.values():
         assert r["slices_timed"] == 2 and r["seconds"] > 0 and r["slices_per_second"] > 0
-        assert r["seconds_per_slice"] * r["slices_per_second"] == pytest.approx(1.0)
     for geometry in ("32x32x1", "32x32x4"):
         assert rows[(geometry, "irim")]["weights"].startswith("shipped default")
         cinn = rows[(geometry, "cinn")]
         assert cinn["weights"].startswith(("shipped default", "random"))
         assert cinn["samples"] == 8
-        assert cinn["samples_per_second"] == pytest.approx(8 * cinn["slices_per_second"])
 
 
 def test_throughput_skips_sense_on_single_coil_and_rejects_bad_geometry() -> None:
@@ -81,19 +69,24 @@ def test_throughput_skips_sense_on_single_coil_and_rejects_bad_geometry() -> Non
 
 
 def test_train_step_tiny_irim_memory_stays_flat() -> None:
+    """The memory-free i-RIM's saved bytes stay flat in T; the RIM's and the i-RIM's that stores
+    its activations (``--stored-irim``) grow with T."""
     data = run("bench/train_step.py", "--size", "32", "--steps", "2", "4", "--hidden", "8",
-               "--repeats", "1", *TINY)
+               "--repeats", "1", "--stored-irim", *TINY)
     check_report(data, "train_step")
-    rows = {(r["model"], r["hidden"], r["steps"]): r for r in data["results"]}
-    assert set(rows) == {(m, 8, t) for m in ("rim.v1", "irim.v1") for t in (2, 4)}
+    rows = {(r["model"], r.get("memory_free"), r["hidden"], r["steps"]): r
+            for r in data["results"]}
+    assert set(rows) == {(m, f, 8, t) for m, f in (("rim.v1", None), ("irim.v1", True),
+                                                   ("irim.v1", False)) for t in (2, 4)}
     for r in rows.values():
-        assert r["step_seconds"] > 0 and r["memory_bytes"] > 0 and r["parameters"] > 0
+        assert r["step_seconds"] > 0 and r["forward_seconds"] > 0
+        assert r["memory_bytes"] > 0 and r["parameters"] > 0
         assert r["memory_kind"] == "saved_for_backward"
-    free = [rows[("irim.v1", 8, t)]["memory_bytes"] for t in (2, 4)]
-    plain = [rows[("rim.v1", 8, t)]["memory_bytes"] for t in (2, 4)]
+    free = [rows[("irim.v1", True, 8, t)]["memory_bytes"] for t in (2, 4)]
+    stored = [rows[("irim.v1", False, 8, t)]["memory_bytes"] for t in (2, 4)]
+    plain = [rows[("rim.v1", None, 8, t)]["memory_bytes"] for t in (2, 4)]
     assert free[1] <= 1.1 * free[0] and plain[1] >= 1.5 * plain[0]
-    for t, f, p in zip((2, 4), free, plain, strict=True):
-        assert rows[("irim.v1", 8, t)]["irim_rim_memory_ratio"] == pytest.approx(f / p)
+    assert stored[1] >= 1.5 * stored[0] and all(f < s for f, s in zip(free, stored, strict=True))
 
 
 def rim_flops_per_pixel_step(hidden: int = 64, channels: int = 2) -> int:
@@ -114,9 +107,6 @@ def test_flops_tiny_counts_the_rim_exactly() -> None:
     assert set(rows) == {"irim.v1", "rim.v1"}
     for r in rows.values():
         assert r["flops_per_slice"] > 0 and r["slices_per_second"] > 0
-        assert r["peak_fraction"] == pytest.approx(r["achieved_flops_per_second"]
-                                                   / peak["flops_per_second"])
-        assert r["total_flops_per_slice"] == r["flops_per_slice"] + r["fft_flops_per_slice"]
     fft = 5 * 32 * 32 * math.log2(32 * 32)  # one complex 32x32 transform
     rim = rows["rim.v1"]  # 8 steps, each one A^H (A x - y): one FFT and one inverse FFT
     assert rim["flops_per_slice"] == 8 * 32 * 32 * rim_flops_per_pixel_step()

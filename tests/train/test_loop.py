@@ -98,7 +98,7 @@ def test_last_step_loss_ignores_the_earlier_estimates() -> None:
 # validation -----------------------------------------------------------------------------------
 
 def test_validation_over_mask_repeats_is_the_mean_over_seeds(folders) -> None:
-    from conftest import TINY_MODELS
+    from helpers import TINY_MODELS
 
     from mrirecon.models.registry import build
 
