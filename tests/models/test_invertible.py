@@ -9,7 +9,8 @@ from collections.abc import Callable
 
 import pytest
 import torch
-from torch import Tensor, nn
+from helpers import ClosureStep, least_squares_gradient, randomize
+from torch import Tensor
 
 from mrirecon.models.invertible import (
     ActNorm,
@@ -28,50 +29,6 @@ from mrirecon.models.invertible import (
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
-
-
-def randomize(module: nn.Module, seed: int = 0, scale: float = 0.3) -> nn.Module:
-    """Perturb every parameter (zero-initialised last layers, skew-symmetric orthogonal parameters,
-    ActNorm scale and bias) so that no block is the identity."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.add_(scale * torch.randn(p.shape, generator=gen, dtype=p.dtype).to(p.device))
-    return module
-
-
-class ClosureStep(InvertibleModule):
-    """An i-RIM-like gradient step driven by a closure: the first ``k`` (estimate) channels pass
-    unchanged and a learnable mix of ``grad_fun(estimate)`` is added to the other channels."""
-
-    def __init__(self, channels: int, k: int, grad_fun: Callable[[Tensor], Tensor]):
-        super().__init__()
-        self.k, self.grad_fun = k, grad_fun
-        self.mix = nn.Conv2d(k, channels - k, 1)
-
-    def _delta(self, est: Tensor) -> Tensor:
-        return self.mix(self.grad_fun(est))
-
-    def forward(self, x: Tensor) -> Tensor:
-        est = x[:, : self.k]
-        return torch.cat([est, x[:, self.k :] + self._delta(est)], dim=1)
-
-    def inverse(self, y: Tensor) -> Tensor:
-        est = y[:, : self.k]
-        return torch.cat([est, y[:, self.k :] - self._delta(est)], dim=1)
-
-
-def least_squares_gradient(k: int, n: int, seed: int = 1) -> Callable[[Tensor], Tensor]:
-    """``z -> A^T (A z - y)`` per pixel with a fixed random ``A`` and data ``y`` (no grad)."""
-    gen = torch.Generator().manual_seed(seed)
-    a = torch.randn(2 * k, k, generator=gen, dtype=torch.float64)
-    y = torch.randn(1, 2 * k, n, n, generator=gen, dtype=torch.float64)
-
-    def grad_fun(z: Tensor) -> Tensor:
-        a_ = a.to(z)
-        return torch.einsum("ij,bihw->bjhw", a_, torch.einsum("ij,bjhw->bihw", a_, z) - y.to(z))
-
-    return grad_fun
 
 
 BLOCKS: dict[str, Callable[[], InvertibleModule]] = {
