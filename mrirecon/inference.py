@@ -20,9 +20,10 @@ models. The steps, each usable on its own:
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,9 +32,15 @@ from mrirecon.data.masks import mask_statistics
 from mrirecon.errors import InputFileError
 from mrirecon.sampling import Mask, MaskOptions, draw_mask, seed_from_name
 
+if TYPE_CHECKING:  # torch-importing modules: for annotations only
+    from mrirecon.data.kspace import SliceSource
+    from mrirecon.physics.simulate import SimulationParams
+    from mrirecon.recon.posterior import Posterior
+    from mrirecon.recon.protocols import ReconstructorProtocol
+
 
 def prepare_kspace(path: str | Path, *, series: str | None = None,
-                   simulation: Any = None) -> KSpace:
+                   simulation: SimulationParams | None = None) -> KSpace:
     """Read ``path`` as k-space; image volumes (DICOM, NIfTI) are simulated first.
 
     ``simulation`` is a :class:`~mrirecon.physics.simulate.SimulationParams` (default: 8 coils,
@@ -47,7 +54,8 @@ def prepare_kspace(path: str | Path, *, series: str | None = None,
     return simulate_in_memory(obj, path, simulation)
 
 
-def simulate_in_memory(volume: Volume, path: str | Path, simulation: Any = None) -> KSpace:
+def simulate_in_memory(volume: Volume, path: str | Path,
+                       simulation: SimulationParams | None = None) -> KSpace:
     """Simulated k-space of an image volume, kept in memory, with its geometry and header."""
     from mrirecon.io.fastmri_h5 import target_key
     from mrirecon.physics.simulate import SimulationParams
@@ -70,11 +78,12 @@ def simulate_in_memory(volume: Volume, path: str | Path, simulation: Any = None)
 class MaskedSource:
     """A slice source with a sampling mask applied on every read (lazy undersampling)."""
 
-    def __init__(self, source: Any, mask: np.ndarray) -> None:
+    def __init__(self, source: SliceSource, mask: np.ndarray) -> None:
         self.source, self.mask = source, np.asarray(mask, dtype=bool)
 
     @property
     def shape(self) -> tuple[int, ...]:
+        """The shape of the source (the mask does not change it)."""
         return tuple(self.source.shape)
 
     def __getitem__(self, index: Any) -> np.ndarray:
@@ -89,8 +98,9 @@ def undersample(kspace: KSpace, mask: Mask) -> KSpace:
 
 
 def mask_record(mask: Mask | np.ndarray) -> dict[str, Any]:
-    """Provenance of a mask: its spec, seed and achieved acceleration (or, for a mask the file
-    carried, just what was achieved).
+    """Provenance of a mask: its spec, seed and achieved acceleration.
+
+    For a mask the file carried, just what was achieved.
     """
     if isinstance(mask, Mask):
         return {**mask.summary(), "source": "drawn"}
@@ -116,10 +126,12 @@ def reference_image(kspace: KSpace) -> np.ndarray | None:
 
 
 def _undersampled(path: Path, options: MaskOptions, series: str | None,
-                  outputs: Any, overwrite: bool) -> tuple[KSpace, KSpace]:
-    """(full or as-read k-space, what the reconstructor gets); ``outputs(kspace)`` lists every
-    file that will be written, checked before any work (a bad input fails before any folder is
-    made, an existing output before the reconstruction).
+                  outputs: Callable[[KSpace], Iterable[Path]],
+                  overwrite: bool) -> tuple[KSpace, KSpace]:
+    """(full or as-read k-space, what the reconstructor gets).
+
+    ``outputs(kspace)`` lists every file that will be written, checked before any work (a bad
+    input fails before any folder is made, an existing output before the reconstruction).
     """
     from mrirecon.fileutil import check_writable
 
@@ -174,7 +186,8 @@ def read_input(path: str | Path, out_dir: str | Path, options: MaskOptions, *,
     return ReadInput(path, fmt, outputs, full, kspace, time.perf_counter() - start)
 
 
-def reconstruct_file(path: str | Path, out_dir: str | Path, reconstructor: Any,
+def reconstruct_file(path: str | Path, out_dir: str | Path,
+                     reconstructor: ReconstructorProtocol,
                      options: MaskOptions, *, fmt: str | None = None,
                      series: str | None = None, overwrite: bool = False) -> dict[str, Any]:
     """Reconstruct one input file into ``out_dir`` (same stem); returns a summary record."""
@@ -197,13 +210,13 @@ def write_volume(volume: Volume, path: Path, fmt: str, method: str, *,
                 description=f"mrirecon {method}{what} R={accel:.2f}")
 
 
-def reconstruct_input(item: ReadInput, reconstructor: Any, *,
+def reconstruct_input(item: ReadInput, reconstructor: ReconstructorProtocol, *,
                       overwrite: bool = False) -> dict[str, Any]:
-    """Reconstruct a :class:`ReadInput` and write its image; returns a summary record
-    (``seconds``: reading plus reconstructing and writing; ``outside_domain``: how the input
-    lies outside a learned model's declared training domain, empty when inside).
-    """
+    """Reconstruct a :class:`ReadInput` and write its image; returns a summary record.
 
+    In the record, ``seconds`` is reading plus reconstructing and writing, ``outside_domain``
+    how the input lies outside a learned model's declared training domain, empty when inside.
+    """
     start = time.perf_counter()
     out = item.outputs["image"]
     volume = reconstructor(item.kspace)
@@ -220,8 +233,10 @@ def reconstruct_input(item: ReadInput, reconstructor: Any, *,
 
 def posterior_paths(path: str | Path, out_dir: str | Path, fmt: str, *,
                     keep_samples: bool = False) -> dict[str, Path]:
-    """Outputs of a sampled reconstruction: ``<stem>_mean`` and ``<stem>_std`` in ``fmt``, the
-    PNG panel ``<stem>_uncertainty.png`` and, with ``keep_samples``, ``<stem>_samples.h5``.
+    """Outputs of a sampled reconstruction, by role.
+
+    ``<stem>_mean`` and ``<stem>_std`` in ``fmt``, the PNG panel ``<stem>_uncertainty.png`` and,
+    with ``keep_samples``, ``<stem>_samples.h5``.
     """
     from mrirecon.io import EXTENSIONS, output_path
 
@@ -236,12 +251,19 @@ def posterior_paths(path: str | Path, out_dir: str | Path, fmt: str, *,
     return paths
 
 
-def sample_input(item: ReadInput, sampler: Any, *, overwrite: bool = False) -> dict[str, Any]:
-    """Sample the posterior of a :class:`ReadInput` read with ``posterior=True`` and write its
-    outputs (``samples`` only when it was read with ``keep_samples``); returns a record.
+def sample_input(item: ReadInput, sampler: ReconstructorProtocol, *,
+                 overwrite: bool = False) -> dict[str, Any]:
+    """Sample the posterior of a :class:`ReadInput` and write its outputs; returns a record.
+
+    ``item`` is read with ``posterior=True``; ``samples`` is written only when it was read with
+    ``keep_samples``. ``sampler`` is a :class:`~mrirecon.recon.protocols.Sampler` (what
+    :func:`~mrirecon.recon.methods.build_reconstructor` returns with ``samples``).
     """
     from mrirecon.fileutil import atomic_path
     from mrirecon.png import encode_png
+    from mrirecon.recon.protocols import Sampler
+
+    assert isinstance(sampler, Sampler)  # build_reconstructor(samples=...) checked it
 
     start = time.perf_counter()
     paths = item.outputs
@@ -272,8 +294,10 @@ def sample_input(item: ReadInput, sampler: Any, *, overwrite: bool = False) -> d
 
 
 def _reference(full: KSpace, kspace: KSpace) -> np.ndarray | None:
-    """The fully sampled reference, when the input had one: its fastMRI target, else (for a
-    fully sampled input that was undersampled here) the RSS of the full k-space.
+    """The fully sampled reference, when the input had one.
+
+    Its fastMRI target, else (for a fully sampled input that was undersampled here) the RSS of
+    the full k-space.
     """
     reference = reference_image(full)
     if reference is None and full.mask is None and kspace.mask is not None:
@@ -307,9 +331,11 @@ def uncertainty_panel(mean: np.ndarray, std: np.ndarray,
     return np.round(255 * np.concatenate(tiles[:-1], axis=1)).astype(np.uint8)
 
 
-def write_samples(path: Path, posterior: Any, *, overwrite: bool = False) -> Path:
-    """``<stem>_samples.h5``: dataset ``samples`` ``(slices, n, rows, cols)`` float32 with the
-    affine and the provenance (seed, temperature, model) as attributes.
+def write_samples(path: Path, posterior: Posterior, *, overwrite: bool = False) -> Path:
+    """Write the posterior draws to ``<stem>_samples.h5``.
+
+    Dataset ``samples`` ``(slices, n, rows, cols)`` float32 with the affine and the provenance
+    (seed, temperature, model) as attributes.
     """
     import json
 

@@ -12,16 +12,21 @@ their error (:func:`mrirecon.metrics.calibration`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mrirecon.errors import InputFileError, InvalidParameterError, MriReconError
 from mrirecon.evaluate.calibration import calibrate
 from mrirecon.evaluate.records import Progress, SweepRecords, score
+
+if TYPE_CHECKING:  # torch-importing modules: for annotations only
+    from mrirecon.data import KSpace, Volume
+    from mrirecon.recon.posterior import Posterior
+    from mrirecon.recon.protocols import ReconstructorProtocol, Sampler
 
 
 @dataclass(frozen=True)
@@ -114,9 +119,10 @@ class VolumeOutputs:
         return output_path(source, folder, self.fmt)
 
 
-def check_sweep_options(accelerations: Sequence[float], methods: Sequence[Any], *,
+def check_sweep_options(accelerations: Sequence[float],
+                        methods: Sequence[str | ReconstructorProtocol], *,
                         mask_kind: str = "random", center_fraction: float | None = None
-                        ) -> tuple[list[float], list[Any]]:
+                        ) -> tuple[list[float], list[str | ReconstructorProtocol]]:
     """Validate accelerations, mask settings and method names before any file is read.
 
     Parameters
@@ -147,7 +153,7 @@ def check_sweep_options(accelerations: Sequence[float], methods: Sequence[Any], 
     from mrirecon.sampling.spec import check_mask_parameters
 
     accels = list(dict.fromkeys(float(a) for a in accelerations))
-    chosen: dict[Any, Any] = {}
+    chosen: dict[str | int, str | ReconstructorProtocol] = {}  # by name, or by id if built
     for m in methods:
         if isinstance(m, ReconstructorProtocol):
             chosen.setdefault(id(m), m)
@@ -167,9 +173,10 @@ def check_sweep_options(accelerations: Sequence[float], methods: Sequence[Any], 
     return accels, list(chosen.values())
 
 
-def sweep(paths: Sequence[str | Path], accelerations: Sequence[float], methods: Sequence[Any],
-          *, options: SweepOptions | None = None, outputs: VolumeOutputs | None = None,
-          progress: Progress | None = None, **settings: Any) -> SweepRecords:
+def sweep(paths: Sequence[str | Path], accelerations: Sequence[float],
+          methods: Sequence[str | ReconstructorProtocol], *, options: SweepOptions | None = None,
+          outputs: VolumeOutputs | None = None, progress: Progress | None = None,
+          **settings: Any) -> SweepRecords:
     """Undersample fully sampled files at each acceleration, reconstruct with each method, score.
 
     Parameters
@@ -232,7 +239,8 @@ def sweep(paths: Sequence[str | Path], accelerations: Sequence[float], methods: 
 class _Sweep:
     """One sweep's reconstructors, masks and records (its settings checked on creation)."""
 
-    def __init__(self, accelerations: Sequence[float], methods: Sequence[Any],
+    def __init__(self, accelerations: Sequence[float],
+                 methods: Sequence[str | ReconstructorProtocol],
                  opts: SweepOptions, outputs: VolumeOutputs | None,
                  paths: Sequence[str | Path]) -> None:
         from mrirecon.recon.methods import build_reconstructor
@@ -245,7 +253,7 @@ class _Sweep:
 
             check_sampling(opts.samples, opts.temperature, None)
         build = {"device": opts.device, "batch_size": opts.batch_size}
-        self.recons: dict[str, Any] = {}
+        self.recons: dict[str, ReconstructorProtocol] = {}
         for m in chosen:  # names are built, reconstructors kept
             self.recons[m if isinstance(m, str) else m.name] = (
                 build_reconstructor(m, **build) if isinstance(m, str) else m)
@@ -312,8 +320,8 @@ class _Sweep:
         if keep_panels:
             self.out.panel_file = path.name
 
-    def method(self, name: str, path: Path, under: Any, reference: np.ndarray, accel: float,
-               mask_seed: int) -> Any:
+    def method(self, name: str, path: Path, under: KSpace, reference: np.ndarray, accel: float,
+               mask_seed: int) -> Volume | None:
         """Reconstruct, score, record and (with outputs) write one volume; ``None`` if it failed.
 
         A failure (a :class:`~mrirecon.errors.MriReconError`) is noted instead.
@@ -324,7 +332,8 @@ class _Sweep:
             out.notes.append(f"{path.name} R={accel:g}: outside the training domain of "
                              f"{name}: {'; '.join(outside)}")
         try:
-            posterior = recon.sample(under) if name in self.samplers else None
+            sampler = self.samplers.get(name)
+            posterior = sampler.sample(under) if sampler is not None else None
             volume = recon(under) if posterior is None else posterior.mean
         except MriReconError as exc:  # e.g. too few centre lines for coil maps at 8x
             out.notes.append(f"{path.name} R={accel:g}{_seed_label(mask_seed, base)}: "
@@ -347,7 +356,7 @@ class _Sweep:
                          self.outputs.fmt, recon.name, overwrite=self.outputs.overwrite)
         return volume
 
-    def calibration(self, name: str, accel: float, reference: np.ndarray, posterior: Any,
+    def calibration(self, name: str, accel: float, reference: np.ndarray, posterior: Posterior,
                     file: str) -> dict[str, Any]:
         """The calibration fields of a sampled volume; its pixels join the plot's pool."""
         key, pixels = (name, accel), self.out.calibration_pixels
@@ -368,26 +377,27 @@ def _seed_label(mask_seed: int, base: int) -> str:
     return "" if mask_seed == base else f" seed {mask_seed}"
 
 
-def _samplers(recons: dict[str, Any], opts: SweepOptions) -> set[str]:
+def _samplers(recons: Mapping[str, ReconstructorProtocol],
+              opts: SweepOptions) -> dict[str, Sampler]:
     """Configure the posterior samplers among the reconstructors for ``samples`` draws.
 
-    Returns their names: empty when ``samples`` is ``None``; an error when it is given but none
+    Returns them by name: empty when ``samples`` is ``None``; an error when it is given but none
     can sample.
     """
     from mrirecon.recon.methods import Method
     from mrirecon.recon.protocols import Sampler
 
     if opts.samples is None:
-        return set()
-    found = {name for name, r in recons.items() if isinstance(r, Sampler)}
+        return {}
+    found = {name: r for name, r in recons.items() if isinstance(r, Sampler)}
     if not found:
         models = [name for name in recons if name not in {m.value for m in Method}]
         raise InvalidParameterError(
             f"--samples {opts.samples} needs a model that can sample (a cinn.v1 checkpoint given "
             f"with --model); got {', '.join(models) if models else 'no --model'}")
-    for name in found:
-        recons[name].configure(samples=opts.samples, temperature=opts.temperature,
-                               seed=opts.sample_seed)
+    for sampler in found.values():
+        sampler.configure(samples=opts.samples, temperature=opts.temperature,
+                          seed=opts.sample_seed)
     return found
 
 

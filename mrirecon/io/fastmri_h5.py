@@ -71,8 +71,11 @@ __all__ = [
 
 
 def preferred_targets(single_coil: bool) -> tuple[str, str]:
-    """Target datasets in fastMRI's order of preference: ESC first for single-coil data (what a
-    single-coil reconstruction approximates), RSS first for multi-coil data."""
+    """Target datasets in fastMRI's order of preference.
+
+    ESC first for single-coil data (what a single-coil reconstruction approximates), RSS first
+    for multi-coil data.
+    """
     return TARGET_KEYS if single_coil else TARGET_KEYS[::-1]
 
 
@@ -131,6 +134,8 @@ def read_reconstruction(path: str | os.PathLike, *, dataset: str | None = None) 
 
     Parameters
     ----------
+    path
+        The HDF5 file.
     dataset
         Which dataset; default the first of ``reconstruction``, ``reconstruction_rss``,
         ``reconstruction_esc`` present.
@@ -209,6 +214,8 @@ def write_dataset(
 
     Parameters
     ----------
+    path
+        The file to write.
     kspace
         Complex array ``(slices, H, W)`` (single-coil) or ``(slices, coils, H, W)``; one coil is
         squeezed to the single-coil layout. Stored complex64, contiguous.
@@ -230,7 +237,11 @@ def write_dataset(
         Our extras (module docstring), read back into :class:`~mrirecon.data.KSpace`.
     overwrite
         Replace an existing file; otherwise it is an :class:`~mrirecon.errors.OutputError`.
-        Returns ``path``, written atomically (temporary file, then rename).
+
+    Returns
+    -------
+    Path
+        ``path``, written atomically (temporary file, then rename).
 
     Raises
     ------

@@ -39,11 +39,13 @@ class H5SliceSource:
 
     @property
     def shape(self) -> tuple[int, ...]:
+        """The shape as read: the file's, with the coil axis inserted if ``coil_axis``."""
         s = self.file_shape
         return (s[0], 1, *s[1:]) if self.coil_axis else s
 
     @property
     def ndim(self) -> int:
+        """The number of axes of :attr:`shape`."""
         return len(self.shape)
 
     def __len__(self) -> int:
@@ -108,6 +110,7 @@ def _open_h5(path: Path) -> h5py.File:
 
 
 def open_h5(path: Path) -> h5py.File:
+    """Open ``path`` for reading; a missing, unreadable or corrupt file is an InputFileError."""
     if not path.exists():
         raise InputFileError(path, "file not found")
     if path.is_dir():
@@ -126,5 +129,6 @@ def open_h5(path: Path) -> h5py.File:
 
 
 def span(indices: np.ndarray) -> str:
+    """Slice indices for a message: the first five, then ``... (n in all)`` if there are more."""
     shown = ", ".join(str(int(i)) for i in indices[:5])
     return shown + (f", ... ({len(indices)} in all)" if len(indices) > 5 else "")

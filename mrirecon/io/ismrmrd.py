@@ -238,7 +238,7 @@ def parse_header(xml: str | bytes) -> dict[str, Any]:
 
 
 def fastmri_padding(parsed: Mapping[str, Any]) -> tuple[int, int] | None:
-    """fastMRI's ``(padding_left, padding_right)`` from a :func:`parse_header` result.
+    """The fastMRI ``(padding_left, padding_right)`` of a :func:`parse_header` result.
 
     The phase-encode columns ``[padding_left, padding_right)`` hold acquired (or acquirable)
     lines; fastMRI's mask functions zero the mask outside them. Exactly
