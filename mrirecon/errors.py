@@ -35,9 +35,11 @@ class OutputError(MriReconError):
 
 
 def one_line(exc: BaseException) -> str:
-    """An exception's message for a one-line error: its first non-empty line, whitespace folded
-    (its type name if it has no message). The package's one such helper, for wrapping
-    third-party errors into :class:`InputFileError` and :class:`MriReconError` messages.
+    """An exception's message for a one-line error.
+
+    Its first non-empty line, whitespace folded (its type name if it has no message). The
+    package's one such helper, for wrapping third-party errors into :class:`InputFileError` and
+    :class:`MriReconError` messages.
     """
     for line in str(exc).splitlines():
         if line.strip():

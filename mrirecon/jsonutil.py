@@ -10,9 +10,11 @@ import numpy as np
 
 
 def json_default(obj: Any, *, fallback: Callable[[Any], Any] | None = str) -> Any:
-    """``json.dumps(..., default=json_default)``: numpy and torch scalars and arrays (anything
-    with ``tolist``), paths, tuples and sets; other objects go through ``fallback`` (their text),
-    or, with ``fallback=None``, raise :class:`TypeError` (strict, as checkpoint metadata is).
+    """The ``default`` hook of ``json.dumps(..., default=json_default)``.
+
+    It converts numpy and torch scalars and arrays (anything with ``tolist``), paths, tuples and
+    sets; other objects go through ``fallback`` (their text), or, with ``fallback=None``, raise
+    :class:`TypeError` (strict, as checkpoint metadata is).
     """
     if isinstance(obj, np.generic):
         return obj.item()

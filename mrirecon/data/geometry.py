@@ -37,6 +37,8 @@ def affine_from_dicom(
     slice_step
         LPS vector from slice 0 to slice 1 (``IPP[1] - IPP[0]``). ``None`` (one slice) uses the
         slice normal ``row x col`` scaled by ``slice_thickness``.
+    slice_thickness
+        SliceThickness in mm: the slice step's length when ``slice_step`` is ``None``.
     """
     pos = np.asarray(position, dtype=float)
     iop = np.asarray(orientation, dtype=float)

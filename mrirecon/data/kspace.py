@@ -17,7 +17,9 @@ class SliceSource(Protocol):
     """
 
     @property
-    def shape(self) -> tuple[int, ...]: ...
+    def shape(self) -> tuple[int, ...]:
+        """The 4-D shape ``(slices, coils, ky, kx)``."""
+        ...
 
     def __getitem__(self, index: Any) -> np.ndarray: ...
 
@@ -85,18 +87,22 @@ class KSpace:
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
+        """``(slices, coils, ky, kx)`` as plain ints."""
         return tuple(int(n) for n in self.data.shape)  # type: ignore[return-value]
 
     @property
     def n_slices(self) -> int:
+        """Number of slices."""
         return self.shape[0]
 
     @property
     def n_coils(self) -> int:
+        """Number of coils (1 for single-coil data)."""
         return self.shape[1]
 
     @property
     def is_multicoil(self) -> bool:
+        """True when there is more than one coil."""
         return self.n_coils > 1
 
     def slice(self, index: int) -> np.ndarray:

@@ -13,7 +13,9 @@ import numpy as np
 
 
 def mask_statistics(mask: Any, shape: tuple[int, int] | None = None) -> dict[str, Any]:
-    """``sampled_lines``, ``total_lines``, ``sampled_points``, ``total_points`` and
+    """Line and point counts of a mask, and the acceleration they give.
+
+    The keys are ``sampled_lines``, ``total_lines``, ``sampled_points``, ``total_points`` and
     ``achieved_acceleration`` (``total / sampled`` locations, ``inf`` for an empty mask).
 
     ``mask`` is boolean ``(ky, kx)`` or ``(1, kx)`` (a line mask, broadcast over ``shape``'s

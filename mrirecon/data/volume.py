@@ -50,6 +50,7 @@ class Volume:
 
     @property
     def shape(self) -> tuple[int, int, int]:
+        """``(slices, rows, cols)`` of the pixel data."""
         slices, rows, cols = self.data.shape  # 3-D, checked in __post_init__
         return slices, rows, cols
 

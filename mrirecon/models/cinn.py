@@ -125,8 +125,9 @@ def _magnitude(x: Tensor) -> Tensor:
 
 
 def sampled_fraction(x0: Tensor, grad_fn: GradFn) -> Tensor:
-    """The fraction of k-space measured, per item ``(B,)``, read off the data-consistency
-    gradient: ``grad(x) - grad(0) = A^H A x``, and for a fixed random probe ``d``,
+    """The fraction of k-space measured, per item ``(B,)``, read off the data-consistency gradient.
+
+    Since ``grad(x) - grad(0) = A^H A x``, for a fixed random probe ``d``,
     ``<d, A^H A d> / <d, d>`` is the sampled fraction (coil maps normalised to unit sum of
     squares; columns of the padding, where the gradient is zero, count as unmeasured).
     """
@@ -137,8 +138,10 @@ def sampled_fraction(x0: Tensor, grad_fn: GradFn) -> Tensor:
 
 
 def _frozen_irim(config: CINNConfig, irim: IRIM | None) -> IRIM:
-    """The conditioner: ``irim`` as received (its config recorded in ``config.irim_config``), or,
-    for a checkpoint's cINN whose weights are loaded afterwards, an i-RIM built from
+    """The conditioner: ``irim`` as received, or an i-RIM built from ``irim_config``.
+
+    ``irim`` is used as received (its config recorded in ``config.irim_config``); for a
+    checkpoint's cINN whose weights are loaded afterwards, an i-RIM is built from
     ``irim_config``. A cINN never reads a file: the build step
     (:func:`mrirecon.models.checkpoint.build_model`) loads ``irim_checkpoint`` and passes it in.
     """
@@ -244,6 +247,7 @@ class CINN(nn.Module):
 
     @property
     def required_multiple(self) -> int:
+        """H and W must be multiples of this: ``2 ** levels``, or the i-RIM's if larger."""
         multiple = 2 ** self.config.levels
         return multiple if self.irim is None else max(multiple, self.irim.required_multiple)
 
@@ -350,8 +354,9 @@ class CINN(nn.Module):
         return self._encode(x - m, feats)
 
     def decode(self, zs: list[Tensor], x0: Tensor, grad_fn: GradFn | None = None) -> Tensor:
-        """The image ``x`` ``(B, 1, H, W)`` with latents ``zs``: the exact inverse of
-        :meth:`encode` (never initialises ActNorm).
+        """The image ``x`` ``(B, 1, H, W)`` with latents ``zs``.
+
+        The exact inverse of :meth:`encode` (never initialises ActNorm).
         """
         feats, m = self._prepare(x0, grad_fn)
         return self._decode(zs, feats) + m
@@ -417,8 +422,9 @@ class CINN(nn.Module):
         return torch.cat(out).reshape(num_samples, b, height, width)
 
     def forward(self, x0: Tensor, grad_fn: GradFn | None = None) -> list[Tensor]:
-        """``[estimate]`` ``(B, 2, H, W)``: channel 0 decodes ``z = 0`` (the base mode), channel 1
-        is zero.
+        """``[estimate]`` ``(B, 2, H, W)``: the base mode, decoded from ``z = 0``.
+
+        Channel 0 decodes ``z = 0`` (the base mode); channel 1 is zero.
         """
         feats, m = self._prepare(x0, grad_fn)
         b, (height, width) = x0.shape[0], x0.shape[-2:]
@@ -428,8 +434,9 @@ class CINN(nn.Module):
 
 
 def upgrade_state_dict(tensors: dict[str, Tensor], config: CINNConfig) -> dict[str, Tensor]:
-    """A cINN state dict whose embedded i-RIM stored each block twice, in today's layout
-    (:func:`mrirecon.models.irim.upgrade_state_dict` under the prefix ``irim.``).
+    """A cINN state dict in today's layout, from one whose i-RIM stored each block twice.
+
+    :func:`mrirecon.models.irim.upgrade_state_dict` applied under the prefix ``irim.``.
     """
     if config.irim_config is None:
         return tensors

@@ -52,14 +52,18 @@ def _split_size(channels: int, split: int | None) -> int:
 
 
 class InvertibleModule(nn.Module):
-    """A bijection with an explicit inverse. Volume-preserving blocks need not override
-    :meth:`forward_and_logdet`, whose default returns zeros.
+    """A bijection with an explicit inverse.
+
+    Volume-preserving blocks need not override :meth:`forward_and_logdet`, whose default returns
+    zeros.
     """
 
     def forward(self, x: Tensor) -> Tensor:  # pragma: no cover - abstract
+        """Map ``x`` to ``y``; subclasses implement it."""
         raise NotImplementedError
 
     def inverse(self, y: Tensor) -> Tensor:  # pragma: no cover - abstract
+        """Map ``y`` back to ``x``; subclasses implement it."""
         raise NotImplementedError
 
     def forward_and_logdet(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -67,8 +71,9 @@ class InvertibleModule(nn.Module):
         return self.forward(x), x.new_zeros(x.shape[0])
 
     def get_context(self) -> Any:
-        """State bound for one pass besides the weights (e.g. a gradient function); the
-        memory-free backward restores it, because other passes may have rebound it since.
+        """State bound for one pass besides the weights (e.g. a gradient function).
+
+        The memory-free backward restores it, because other passes may have rebound it since.
         """
         return None
 
@@ -77,8 +82,10 @@ class InvertibleModule(nn.Module):
 
 
 class AdditiveCoupling(InvertibleModule):
-    """Additive coupling (Dinh et al. 2015, NICE): with ``x = (u, v)`` split on channels,
-    ``u' = u + f(v)``, ``v' = v``; inverse ``u = u' - f(v')``. Volume preserving (det J = 1).
+    """Additive coupling (Dinh et al. 2015, NICE), volume preserving (det J = 1).
+
+    With ``x = (u, v)`` split on channels, ``u' = u + f(v)``, ``v' = v``; inverse
+    ``u = u' - f(v')``.
 
     Parameters
     ----------
@@ -100,18 +107,21 @@ class AdditiveCoupling(InvertibleModule):
         self.f = _subnet(channels - self.split, hidden, self.split, kernel_size)
 
     def forward(self, x: Tensor) -> Tensor:
+        """Couple: ``(u, v) -> (u + f(v), v)``."""
         _check_4d(x, self.channels, type(self).__name__)
         u, v = x[:, : self.split], x[:, self.split :]
         return torch.cat([u + self.f(v), v], dim=1)
 
     def inverse(self, y: Tensor) -> Tensor:
+        """Undo the coupling: ``(u', v') -> (u' - f(v'), v')``."""
         _check_4d(y, self.channels, type(self).__name__)
         u, v = y[:, : self.split], y[:, self.split :]
         return torch.cat([u - self.f(v), v], dim=1)
 
 
 class AffineCoupling(InvertibleModule):
-    """Affine coupling (Dinh et al. 2017, RealNVP), optionally conditioned (cINN):
+    """Affine coupling (Dinh et al. 2017, RealNVP), optionally conditioned (cINN).
+
     ``u' = u * exp(s(v, c)) + t(v, c)``, ``v' = v``, with the soft clamp
     ``s = clamp * tanh(raw / clamp)`` bounding the scale; ``log|det J| = sum s``.
 
@@ -160,15 +170,18 @@ class AffineCoupling(InvertibleModule):
     def forward_and_logdet(
         self, x: Tensor, condition: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
+        """``(u * exp(s) + t, v)`` given ``condition``, and ``log|det J| = sum s`` per sample."""
         _check_4d(x, self.channels, type(self).__name__)
         u, v = x[:, : self.split], x[:, self.split :]
         s, t = self._scale_shift(v, condition)
         return torch.cat([u * torch.exp(s) + t, v], dim=1), s.sum(dim=(1, 2, 3))
 
     def forward(self, x: Tensor, condition: Tensor | None = None) -> Tensor:
+        """The coupled output of :meth:`forward_and_logdet`, without the log-determinant."""
         return self.forward_and_logdet(x, condition)[0]
 
     def inverse(self, y: Tensor, condition: Tensor | None = None) -> Tensor:
+        """Undo the coupling: ``u = (u' - t) * exp(-s)``, ``s, t`` from ``v`` and ``condition``."""
         _check_4d(y, self.channels, type(self).__name__)
         u, v = y[:, : self.split], y[:, self.split :]
         s, t = self._scale_shift(v, condition)
@@ -176,10 +189,12 @@ class AffineCoupling(InvertibleModule):
 
 
 def expm(a: Tensor) -> Tensor:
-    """Matrix exponential by scaling and squaring with a degree-12 Taylor series on ``||a||_1 <=
-    1/4`` (truncation error < 1e-17). Used instead of :func:`torch.linalg.matrix_exp`, whose float64
-    result for norms around 0.02-0.05 is off by up to ~1e-11 (measured with torch 2.13), which
-    breaks exact orthogonality and float64 round trips.
+    """Matrix exponential by scaling and squaring with a degree-12 Taylor series.
+
+    The series is used on ``||a||_1 <= 1/4`` (truncation error < 1e-17). Used instead of
+    :func:`torch.linalg.matrix_exp`, whose float64 result for norms around 0.02-0.05 is off by
+    up to ~1e-11 (measured with torch 2.13), which breaks exact orthogonality and float64 round
+    trips.
     """
     norm = float(a.detach().abs().sum(dim=0).max()) if a.numel() else 0.0
     k = max(0, math.ceil(math.log2(norm / 0.25))) if norm > 0.25 else 0
@@ -194,8 +209,10 @@ def expm(a: Tensor) -> Tensor:
 
 
 class _OrthogonalMatrix(nn.Module):
-    """``Q = Q0 @ expm(A - A^T)`` with ``A`` strictly upper triangular (learnable, zero at start)
-    and ``Q0`` a fixed orthogonal buffer, so ``Q`` is orthogonal for every ``A``.
+    """``Q = Q0 @ expm(A - A^T)``, orthogonal for every learnable ``A``.
+
+    ``A`` is strictly upper triangular (learnable, zero at start) and ``Q0`` a fixed orthogonal
+    buffer, so ``Q`` is orthogonal for every ``A``.
     """
 
     base: Tensor  # registered buffer
@@ -211,19 +228,22 @@ class _OrthogonalMatrix(nn.Module):
 
 
 def haar_matrix() -> Tensor:
-    """The orthonormal 2x2 Haar analysis matrix over pixels ``(0,0), (0,1), (1,0), (1,1)``; rows:
-    average, horizontal detail (column difference), vertical detail (row difference), diagonal.
+    """The orthonormal 2x2 Haar analysis matrix over pixels ``(0,0), (0,1), (1,0), (1,1)``.
+
+    Rows: average, horizontal detail (column difference), vertical detail (row difference),
+    diagonal.
     """
     rows = [[1, 1, 1, 1], [1, -1, 1, -1], [1, 1, -1, -1], [1, -1, -1, 1]]
     return 0.5 * torch.tensor(rows, dtype=torch.get_default_dtype())
 
 
 class OrthogonalDownsample(InvertibleModule):
-    """Learnable orthogonal downsampling (Etmann et al. 2020): ``(B, C, H, W) -> (B, 4C, H/2, W/2)``
-    by a stride-2 2x2 convolution whose kernel, read as a ``4C x 4C`` matrix, is orthogonal;
-    the inverse is the transposed convolution with the same kernel. Initialised to the Haar
-    transform of each channel: output ``4c + k`` is Haar component ``k`` (see :func:`haar_matrix`)
-    of input channel ``c``. Volume preserving (|det| = 1).
+    """Learnable orthogonal downsampling (Etmann et al. 2020), volume preserving (|det| = 1).
+
+    ``(B, C, H, W) -> (B, 4C, H/2, W/2)`` by a stride-2 2x2 convolution whose kernel, read as a
+    ``4C x 4C`` matrix, is orthogonal; the inverse is the transposed convolution with the same
+    kernel. Initialised to the Haar transform of each channel: output ``4c + k`` is Haar
+    component ``k`` (see :func:`haar_matrix`) of input channel ``c``.
     """
 
     def __init__(self, channels: int):
@@ -239,6 +259,7 @@ class OrthogonalDownsample(InvertibleModule):
         return self.weight_matrix().reshape(4 * self.channels, self.channels, 2, 2)
 
     def forward(self, x: Tensor) -> Tensor:
+        """Stride-2 convolution by the orthogonal kernel: ``(B, C, H, W) -> (B, 4C, H/2, W/2)``."""
         _check_4d(x, self.channels, type(self).__name__)
         if x.shape[-2] % 2 or x.shape[-1] % 2:
             raise ValueError(f"{type(self).__name__} needs even H and W but got shape "
@@ -246,14 +267,16 @@ class OrthogonalDownsample(InvertibleModule):
         return F.conv2d(x, self._kernel(), stride=2)
 
     def inverse(self, y: Tensor) -> Tensor:
+        """Transposed convolution by the same kernel: ``(B, 4C, H, W) -> (B, C, 2H, 2W)``."""
         _check_4d(y, 4 * self.channels, f"{type(self).__name__}.inverse")
         return F.conv_transpose2d(y, self._kernel(), stride=2)
 
 
 class OrthogonalUpsample(InvertibleModule):
-    """Orthogonal upsampling ``(B, 4C, H, W) -> (B, C, 2H, 2W)``: the inverse direction of an
-    :class:`OrthogonalDownsample` over ``channels = C`` (its own, or ``downsample`` to tie
-    weights).
+    """Orthogonal upsampling ``(B, 4C, H, W) -> (B, C, 2H, 2W)``.
+
+    The inverse direction of an :class:`OrthogonalDownsample` over ``channels = C`` (its own, or
+    ``downsample`` to tie weights).
     """
 
     def __init__(self, channels: int, downsample: OrthogonalDownsample | None = None):
@@ -261,15 +284,18 @@ class OrthogonalUpsample(InvertibleModule):
         self.down = OrthogonalDownsample(channels) if downsample is None else downsample
 
     def forward(self, x: Tensor) -> Tensor:
+        """Upsample: the inverse of the downsampling."""
         return self.down.inverse(x)
 
     def inverse(self, y: Tensor) -> Tensor:
+        """Downsample with the (possibly tied) :class:`OrthogonalDownsample`."""
         return self.down(y)
 
 
 class Orthogonal1x1(InvertibleModule):
-    """Orthogonal 1x1 convolution (channel mixing; the orthogonal variant of Glow's invertible 1x1
-    convolution, Kingma & Dhariwal 2018). Volume preserving.
+    """Orthogonal 1x1 convolution (channel mixing), volume preserving.
+
+    The orthogonal variant of Glow's invertible 1x1 convolution (Kingma & Dhariwal 2018).
 
     Parameters
     ----------
@@ -302,18 +328,21 @@ class Orthogonal1x1(InvertibleModule):
         return self.q()
 
     def forward(self, x: Tensor) -> Tensor:
+        """Mix the channels by the orthogonal matrix ``Q``."""
         _check_4d(x, self.channels, type(self).__name__)
         return torch.einsum("oc,bchw->bohw", self.weight_matrix(), x)
 
     def inverse(self, y: Tensor) -> Tensor:
+        """Mix the channels by ``Q^T = Q^-1``."""
         _check_4d(y, self.channels, type(self).__name__)
         return torch.einsum("co,bchw->bohw", self.weight_matrix(), y)
 
 
 class ActNorm(InvertibleModule):
-    """Per-channel affine normalisation ``y = (x + b) * exp(log_s)`` (Kingma & Dhariwal 2018, Glow),
-    initialised from the data on the first forward in training mode so that the output has zero mean
-    and unit standard deviation per channel. ``log|det J| = H * W * sum(log|s|)``.
+    """Per-channel affine normalisation ``y = (x + b) * exp(log_s)`` (Kingma & Dhariwal 2018, Glow).
+
+    Initialised from the data on the first forward in training mode so that the output has zero
+    mean and unit standard deviation per channel. ``log|det J| = H * W * sum(log|s|)``.
     """
 
     initialized: Tensor  # registered buffer (a boolean scalar)
@@ -334,6 +363,7 @@ class ActNorm(InvertibleModule):
                 self.initialized.fill_(True)
 
     def forward_and_logdet(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``(x + b) * exp(log_s)`` (initialised from ``x`` on first training use), log|det J|."""
         _check_4d(x, self.channels, type(self).__name__)
         self._maybe_initialize(x)
         y = (x + self.bias.view(1, -1, 1, 1)) * torch.exp(self.log_scale).view(1, -1, 1, 1)
@@ -341,16 +371,19 @@ class ActNorm(InvertibleModule):
         return y, logdet.expand(x.shape[0])
 
     def forward(self, x: Tensor) -> Tensor:
+        """The normalised output of :meth:`forward_and_logdet`."""
         return self.forward_and_logdet(x)[0]
 
     def inverse(self, y: Tensor) -> Tensor:
+        """Undo the normalisation: ``y * exp(-log_s) - b``."""
         _check_4d(y, self.channels, type(self).__name__)
         return y * torch.exp(-self.log_scale).view(1, -1, 1, 1) - self.bias.view(1, -1, 1, 1)
 
 
 class _MemoryFree(torch.autograd.Function):
-    """Run a sequence without storing activations; rebuild them by inversion in backward
-    (Putzky & Welling 2019).
+    """Run a sequence without storing activations (Putzky & Welling 2019).
+
+    The backward pass rebuilds them by inversion.
     """
 
     @staticmethod
@@ -440,6 +473,7 @@ class InvertibleSequence(InvertibleModule):
         return params if (params or x.requires_grad) else None
 
     def forward(self, x: Tensor) -> Tensor:
+        """Apply the blocks in order (memory-free when enabled and gradients are on)."""
         params = self._memory_free_params(x)
         if params is not None:
             return _MemoryFree.apply(x, self, False, *params)
@@ -448,6 +482,7 @@ class InvertibleSequence(InvertibleModule):
         return x
 
     def forward_and_logdet(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Apply the blocks in order and sum their log-determinants."""
         params = self._memory_free_params(x)
         if params is not None:
             return _MemoryFree.apply(x, self, True, *params)
@@ -458,6 +493,7 @@ class InvertibleSequence(InvertibleModule):
         return x, logdet
 
     def inverse(self, y: Tensor) -> Tensor:
+        """Apply the blocks' inverses in reverse order."""
         for block in reversed(self.block_list()):
             y = block.inverse(y)
         return y

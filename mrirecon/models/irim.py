@@ -90,16 +90,20 @@ class GradientStep(InvertibleModule):
         return self.net(torch.cat([x, self.grad_fn(x)], dim=1))
 
     def get_context(self) -> GradFn | None:
+        """The bound gradient function."""
         return self.grad_fn
 
     def set_context(self, context: GradFn | None) -> None:
+        """Rebind the gradient function (for the memory-free backward)."""
         self.grad_fn = context
 
     def forward(self, h: Tensor) -> Tensor:
+        """Add ``f([x, grad(x)])`` to the channels after the estimate ``x = h[:2]``."""
         x = h[:, :2]
         return torch.cat([x, h[:, 2:] + self._update(x)], dim=1)
 
     def inverse(self, h: Tensor) -> Tensor:
+        """Subtract the same ``f([x, grad(x)])``; ``x = h[:2]`` is unchanged by the step."""
         x = h[:, :2]
         return torch.cat([x, h[:, 2:] - self._update(x)], dim=1)
 
@@ -140,6 +144,7 @@ class IRIM(nn.Module):
 
     @property
     def required_multiple(self) -> int:
+        """H and W must be multiples of this: ``2 ** (levels - 1)``, for the U-Nets."""
         return 2 ** (self.config.levels - 1)
 
     def _bind(self, grad_fn: GradFn) -> None:
@@ -152,6 +157,7 @@ class IRIM(nn.Module):
         return torch.cat([x0, pad], dim=1)
 
     def forward(self, x0: Tensor, grad_fn: GradFn) -> list[Tensor]:
+        """Run the ``T`` steps from ``x0``; a one-element list with the final estimate."""
         self._bind(grad_fn)
         return [self.sequence(self.lift(x0))[:, :2]]
 

@@ -122,9 +122,11 @@ class IUNet(InvertibleModule):
                              "pad_to_multiple")
 
     def forward(self, x: Tensor) -> Tensor:
+        """Apply the U-Net (input shape checked)."""
         self._check(x)
         return self.body(x)
 
     def inverse(self, y: Tensor) -> Tensor:
+        """Invert the U-Net (input shape checked)."""
         self._check(y)
         return self.body.inverse(y)

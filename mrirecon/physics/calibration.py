@@ -16,7 +16,8 @@ MIN_CALIBRATION_LINES = 8
 MAX_CALIBRATION_LINES = 32
 
 def _centre_run(line: np.ndarray, centre: int) -> tuple[int, int]:
-    """Sampled neighbours of ``centre`` in a 1-D bool array: (count to the left, to the right);
+    """Sampled neighbours of ``centre`` in a 1-D bool array: (count to the left, to the right).
+
     ``(-1, -1)`` when the centre itself is not sampled.
     """
     if not line[centre]:
@@ -31,8 +32,9 @@ def _centre_run(line: np.ndarray, centre: int) -> tuple[int, int]:
 
 
 def _centred_width(line: np.ndarray) -> int:
-    """Widest block ``[n//2 - w//2, n//2 - w//2 + w)`` that is fully sampled (the block that
-    sigpy's centred crop ``sp.resize`` takes).
+    """Widest block ``[n//2 - w//2, n//2 - w//2 + w)`` that is fully sampled.
+
+    It is the block that sigpy's centred crop ``sp.resize`` takes.
     """
     left, right = _centre_run(line, len(line) // 2)
     if left < 0:
@@ -56,8 +58,9 @@ def calibration_width(mask: np.ndarray | torch.Tensor, shape: tuple[int, int]) -
 
 
 def checked_calibration_width(mask: np.ndarray | torch.Tensor, shape: tuple[int, int]) -> int:
-    """:func:`calibration_width` capped at :data:`MAX_CALIBRATION_LINES`; raises
-    :class:`~mrirecon.errors.InvalidParameterError` below :data:`MIN_CALIBRATION_LINES`.
+    """:func:`calibration_width` capped at :data:`MAX_CALIBRATION_LINES`.
+
+    Raises :class:`~mrirecon.errors.InvalidParameterError` below :data:`MIN_CALIBRATION_LINES`.
     """
     width = calibration_width(mask, shape)
     if width < MIN_CALIBRATION_LINES:
@@ -73,8 +76,10 @@ CALIBRATION_TAPER = 0.25
 
 
 def calibration_window(width: int, taper: float = CALIBRATION_TAPER) -> torch.Tensor:
-    """Cell-centred Tukey window of ``width`` float64 samples: 1 over the central
-    ``1 - taper`` of the width, a half-cosine roll-off over ``taper / 2`` at each end, never 0.
+    """Cell-centred Tukey window of ``width`` float64 samples, never 0.
+
+    It is 1 over the central ``1 - taper`` of the width, with a half-cosine roll-off over
+    ``taper / 2`` at each end.
 
     The taper is kept short on purpose. At fastMRI's 8x centre fraction (0.04) a 160-column scan
     has 6 calibration lines; a full Hann window leaves about 3 lines' worth of weight and the maps

@@ -84,8 +84,9 @@ MAP_METHODS = ("espirit", "acs")
 
 
 def espirit_kernel_width(calib_width: int) -> int:
-    """ESPIRiT kernel width for a calibration width: sigpy's 6, but at most
-    ``calib_width // 2 - 1`` (at least 3).
+    """ESPIRiT kernel width for a calibration width.
+
+    sigpy's 6, but at most ``calib_width // 2 - 1`` (at least 3).
 
     With few calibration lines the calibration matrix has too few rows,
     ``(calib_width - kernel_width + 1)^2``, to span the signal subspace: on a 64x64 8-coil
@@ -128,8 +129,9 @@ def espirit_maps(kspace_slice: np.ndarray, calib_width: int, *, thresh: float = 
 
 
 def coil_maps(kspace_slice: np.ndarray, calib_width: int, method: str = "espirit") -> np.ndarray:
-    """``(coils, ky, kx)`` maps by ``method`` (``"espirit"`` or ``"acs"``); all-ones for one
-    coil.
+    """``(coils, ky, kx)`` coil maps by ``method``: ``"espirit"`` or ``"acs"``.
+
+    All-ones for one coil.
     """
     if kspace_slice.shape[0] == 1:
         return np.ones(kspace_slice.shape, dtype=np.complex64)

@@ -28,7 +28,9 @@ class FFTOp(LinearOperator):
     """``F``: image ``(..., y, x)`` -> k-space ``(..., ky, kx)``; unitary, so ``F^H = F^-1``."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Centred orthonormal 2-D FFT (:func:`fft2c`)."""
         return fft2c(x)
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        """Centred orthonormal 2-D inverse FFT (:func:`ifft2c`)."""
         return ifft2c(y)

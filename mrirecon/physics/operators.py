@@ -21,12 +21,15 @@ class LinearOperator:
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``A x``; subclasses implement it."""
         raise NotImplementedError
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        """``A^H y``; subclasses implement it."""
         raise NotImplementedError
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """``A x``, the same as :meth:`forward`."""
         return self.forward(x)
 
     @property
@@ -57,13 +60,16 @@ class AdjointOperator(LinearOperator):
         self.op = op
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The wrapped operator's adjoint."""
         return self.op.adjoint(x)
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        """The wrapped operator's forward."""
         return self.op.forward(y)
 
     @property
     def H(self) -> LinearOperator:  # noqa: N802
+        """The wrapped operator itself (the adjoint of the adjoint)."""
         return self.op
 
     def __repr__(self) -> str:
@@ -79,11 +85,13 @@ class Composition(LinearOperator):
         self.operators = tuple(operators)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the operators right to left (``An`` first)."""
         for op in reversed(self.operators):
             x = op.forward(x)
         return x
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        """Apply the adjoints left to right (``A1^H`` first)."""
         for op in self.operators:
             y = op.adjoint(y)
         return y

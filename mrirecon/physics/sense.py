@@ -34,9 +34,11 @@ class SensitivityOp(LinearOperator):
         self.maps = maps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Multiply the image by each map: ``(..., y, x) -> (..., coils, y, x)``."""
         return self.maps * x.unsqueeze(-3)
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        """Coil combination ``sum_c conj(S_c) y_c``."""
         return torch.sum(self.maps.conj() * y, dim=-3)
 
     def __repr__(self) -> str:
@@ -69,6 +71,7 @@ class SamplingOp(LinearOperator):
         self.spec = getattr(mask, "spec", None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Zero the k-space outside the mask (its shape checked against ``x``)."""
         if x.shape[-1] != self.mask.shape[-1] or self.mask.shape[-2] not in (1, x.shape[-2]):
             raise ValueError(
                 f"mask has shape {tuple(self.mask.shape)} but k-space has "
@@ -77,6 +80,7 @@ class SamplingOp(LinearOperator):
         return torch.where(self.mask, x, torch.zeros((), dtype=x.dtype, device=x.device))
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        """The same projection: ``M`` is self-adjoint."""
         return self.forward(y)
 
     def __repr__(self) -> str:

@@ -39,6 +39,7 @@ class SimulationParams:
     coil_radius: float = 1.5
 
     def to_dict(self) -> dict:
+        """The parameters as a JSON-friendly dict."""
         return {"coils": self.coils, "noise": self.noise, "seed": self.seed,
                 "max_phase": self.max_phase, "coil_radius": self.coil_radius}
 

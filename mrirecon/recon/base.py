@@ -58,12 +58,14 @@ class Reconstructor(ABC):
         return {}
 
     def domain_notes(self, kspace: KSpace) -> list[str]:
-        """Ways ``kspace`` lies outside what this method was made for (learned models: their
-        declared training domain); empty for the classical methods.
+        """Ways ``kspace`` lies outside what this method was made for.
+
+        Learned models check their declared training domain; empty for the classical methods.
         """
         return []
 
     def __call__(self, kspace: KSpace) -> Volume:
+        """Reconstruct ``kspace`` batch by batch into a magnitude :class:`~mrirecon.data.Volume`."""
         if self.needs_coils and not kspace.is_multicoil:
             raise InvalidParameterError(
                 f"{kspace.source or 'input'}: {self.name} needs multi-coil data, got single-coil "
@@ -103,8 +105,10 @@ class Reconstructor(ABC):
 
     def volume(self, kspace: KSpace, data: np.ndarray, seconds: float,
                **provenance: Any) -> Volume:
-        """``data`` ``(slices, rows, cols)`` as a Volume with the k-space's geometry, header and
-        provenance (plus this method's name, parameters, device, timing and ``provenance``).
+        """``data`` ``(slices, rows, cols)`` as a Volume with the k-space's geometry and header.
+
+        Its provenance is the k-space's plus this method's name, parameters, device, timing and
+        ``provenance``.
         """
         record = {
             **kspace.provenance,
@@ -123,8 +127,9 @@ class Reconstructor(ABC):
 
 
 def recon_size(kspace: KSpace) -> tuple[int, int]:
-    """The image size to return: the header's recon matrix ``(x, y)`` = (rows, cols), capped by
-    the k-space size; the k-space size when the header does not say.
+    """The image size to return: the header's recon matrix, capped by the k-space size.
+
+    The recon matrix ``(x, y)`` = (rows, cols); the k-space size when the header does not say.
     """
     ky, kx = kspace.shape[-2:]
     if kspace.recon_matrix is None:
@@ -133,8 +138,10 @@ def recon_size(kspace: KSpace) -> tuple[int, int]:
 
 
 def output_affine(kspace: KSpace, full: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
-    """Geometry of the cropped image: the k-space's image affine shifted by the crop offset, or,
-    without one, a diagonal affine from the recon field of view (voxel = FOV / matrix).
+    """Geometry of the cropped image.
+
+    The k-space's image affine shifted by the crop offset, or, without one, a diagonal affine
+    from the recon field of view (voxel = FOV / matrix).
     """
     if kspace.affine is not None:
         affine = np.array(kspace.affine, dtype=float)

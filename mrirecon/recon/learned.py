@@ -33,15 +33,18 @@ class LearnedReconstructor(Reconstructor):
         self.amp = bool(amp) and self.device.type == "cuda"
 
     def parameters(self) -> dict[str, Any]:
+        """Model name and config, checkpoint hash and path, and precision."""
         meta = self.metadata
         return {"model": meta.get("name", self.name), "config": meta.get("config"),
                 "checkpoint_sha256": meta.get("sha256"), "checkpoint": meta.get("path"),
                 "precision": "bf16-autocast" if self.amp else "float32"}
 
     def domain_notes(self, kspace: Any) -> list[str]:
-        """How ``kspace`` (undersampled, its mask in the provenance) falls outside the domain
-        the checkpoint declares (:func:`mrirecon.models.domain.outside`); empty when inside or
-        when the checkpoint declares none.
+        """How ``kspace`` falls outside the domain the checkpoint declares.
+
+        ``kspace`` is undersampled, its mask in the provenance; the check is
+        :func:`mrirecon.models.domain.outside`. Empty when inside or when the checkpoint
+        declares none.
         """
         domain = (self.metadata.get("extra") or {}).get("domain")
         mask = kspace.provenance.get("mask") or {}
@@ -50,6 +53,7 @@ class LearnedReconstructor(Reconstructor):
                        mask_kind=mask.get("kind"))
 
     def reconstruct_batch(self, kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Magnitude of the model's last estimate, times each slice's normalisation."""
         batch = prepare_batch(kspace, mask)
         image = run_model(self.model, batch, self.amp)[-1]
         return image.abs() * batch.scale[:, None, None]

@@ -109,8 +109,9 @@ def _classical(method: Method, *, device: Any, batch_size: int, **params: Any) -
 
 def load_reconstructor(path: str | Path, *, device: Any = "cpu", batch_size: int = 8,
                        amp: bool = False) -> LearnedReconstructor:
-    """A :class:`LearnedReconstructor` (a :class:`PosteriorSampler` for a sampling model) from
-    a checkpoint file (safetensors; never unpickled).
+    """A :class:`LearnedReconstructor` from a checkpoint file (safetensors; never unpickled).
+
+    A :class:`PosteriorSampler` for a sampling model.
     """
     from mrirecon.models.checkpoint import load_checkpoint
     from mrirecon.models.protocols import SamplingModel

@@ -91,9 +91,11 @@ def gradient_channels(op: LinearOperator, y: torch.Tensor, pad: Pad | None = Non
 
 def padded_inputs(model: nn.Module, batch: ModelBatch
                   ) -> tuple[torch.Tensor, GradFn, Callable[[torch.Tensor], torch.Tensor]]:
-    """``(x0, grad_fn, crop)``: the start image zero-padded to the model's
-    ``required_multiple``, the data-consistency gradient on that padded grid, and a function
-    that crops any ``(..., H, W)`` model output back to the slice size.
+    """``(x0, grad_fn, crop)``: padded start image, its gradient function and an output crop.
+
+    The start image zero-padded to the model's ``required_multiple``, the data-consistency
+    gradient on that padded grid, and a function that crops any ``(..., H, W)`` model output
+    back to the slice size.
     """
     size = (batch.x0.shape[-2], batch.x0.shape[-1])
     x0, pad = pad_to_multiple(batch.x0, int(getattr(model, "required_multiple", 1)))
@@ -103,8 +105,9 @@ def padded_inputs(model: nn.Module, batch: ModelBatch
 
 def call_model(model: nn.Module, x0: torch.Tensor, grad: GradFn,
                amp: bool = False) -> list[torch.Tensor]:
-    """``model(x0, grad)``; with ``amp`` (CUDA only) the network runs under bfloat16 autocast
-    while the data-consistency gradient and the returned estimates stay float32.
+    """``model(x0, grad)``, the network under bfloat16 autocast with ``amp`` (CUDA only).
+
+    With ``amp`` the data-consistency gradient and the returned estimates stay float32.
     """
     if not (amp and x0.is_cuda):
         return model(x0, grad)

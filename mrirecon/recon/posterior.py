@@ -102,6 +102,7 @@ class PosteriorSampler(LearnedReconstructor):
         return min(self._batch_request or self.samples, self.samples)
 
     def parameters(self) -> dict[str, Any]:
+        """The model's parameters plus the sampling settings."""
         return {**super().parameters(), "samples": self.samples,
                 "temperature": self.temperature, "sample_batch": self.sample_batch,
                 "seed": self.seed}
@@ -111,8 +112,9 @@ class PosteriorSampler(LearnedReconstructor):
         return self.sample(kspace).mean
 
     def reconstruct_batch(self, kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Posterior mean of one batch of slices on its own (a fresh generator from ``seed``:
-        the draws of a volume holding just these slices).
+        """Posterior mean of one batch of slices on its own.
+
+        A fresh generator from ``seed``: the draws of a volume holding just these slices.
         """
         return self._draw(kspace, mask, torch.Generator().manual_seed(self.seed), False)[0]
 

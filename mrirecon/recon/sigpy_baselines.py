@@ -1,4 +1,4 @@
-"""Classical baselines on sigpy: SENSE and L1-wavelet compressed sensing, with their coil maps.
+r"""Classical baselines on sigpy: SENSE and L1-wavelet compressed sensing, with their coil maps.
 
 This is the one module that imports sigpy for reconstruction; the import happens inside the
 functions that need it, so importing this module (and listing methods) stays cheap.
@@ -6,8 +6,8 @@ functions that need it, so importing this module (and listing methods) stays che
 Both methods solve, one slice at a time on the CPU (sigpy works on numpy arrays),
 
 .. math::
-    \\hat x = \\arg\\min_x \\tfrac12 \\| M F S x - y \\|_2^2 + R(x),
-    \\qquad \\text{output } |\\hat x|,
+    \hat x = \arg\min_x \tfrac12 \| M F S x - y \|_2^2 + R(x),
+    \qquad \text{output } |\hat x|,
 
 with ``M`` the sampling mask, ``F`` the centred orthonormal FFT, ``S`` the coil maps and the
 layouts of :mod:`mrirecon.data` (k-space ``(coils, ky, kx)`` per slice):
@@ -61,8 +61,9 @@ from mrirecon.recon.base import Reconstructor
 
 
 def mask_weights(mask: np.ndarray | torch.Tensor, shape: tuple[int, int]) -> np.ndarray:
-    """The ``(ky, kx)`` float32 0/1 data weights sigpy takes (it applies their square root)
-    from a ``(ky, kx)`` or ``(1, kx)`` bool mask.
+    """The ``(ky, kx)`` float32 0/1 data weights sigpy takes (it applies their square root).
+
+    From a ``(ky, kx)`` or ``(1, kx)`` bool mask.
     """
     if isinstance(mask, torch.Tensor):
         mask = mask.detach().cpu().numpy()
@@ -71,8 +72,9 @@ def mask_weights(mask: np.ndarray | torch.Tensor, shape: tuple[int, int]) -> np.
 
 
 def zero_filled_scale(kspace_slice: np.ndarray) -> float:
-    """The data scale ``lamda`` is relative to: ``max rss(F^H y)`` of one ``(coils, ky, kx)``
-    slice (0 for an empty slice).
+    """The data scale ``lamda`` is relative to: ``max rss(F^H y)`` of one slice.
+
+    The slice is ``(coils, ky, kx)``; the scale is 0 for an empty slice.
     """
     from mrirecon.physics import ifft2c, rss
 
@@ -135,6 +137,7 @@ class SigpyReconstructor(Reconstructor):
         self._slice = 0
 
     def parameters(self) -> dict[str, Any]:
+        """Regularisation weight, iterations, coil-map method and devices."""
         return {
             "lamda": self.lamda,
             "lamda_relative_to": "max of the zero-filled RSS image of each slice",
@@ -145,6 +148,7 @@ class SigpyReconstructor(Reconstructor):
         }
 
     def __call__(self, kspace: KSpace) -> Volume:
+        """Reconstruct ``kspace``, counting slices from its first one in error messages."""
         self._slice = 0  # slice numbers in error messages count from the volume's first slice
         return super().__call__(kspace)
 
@@ -229,6 +233,7 @@ class SENSE(SigpyReconstructor):
     default_max_iter = 30
 
     def solve(self, y: np.ndarray, mps: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """Conjugate-gradient SENSE of one slice (``sigpy.mri.app.SenseRecon``)."""
         from sigpy.mri.app import SenseRecon
 
         return SenseRecon(y, mps, lamda=self.lamda, weights=weights, max_iter=self.max_iter,
@@ -254,6 +259,7 @@ class CompressedSensing(SigpyReconstructor):
     default_max_iter = 100
 
     def solve(self, y: np.ndarray, mps: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """FISTA L1-wavelet reconstruction of one slice (``sigpy.mri.app.L1WaveletRecon``)."""
         from sigpy.mri.app import L1WaveletRecon
 
         # Step size 1/L with L = ||M F S||^2 <= max rss(S)^2 <= 1 (0/1 weights, maps of unit or

@@ -20,4 +20,5 @@ class ZeroFilled(Reconstructor):
     name = "zero-filled"
 
     def reconstruct_batch(self, kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Root-sum-of-squares of the coil images ``F^H y``."""
         return rss(ifft2c(kspace), dim=-3)

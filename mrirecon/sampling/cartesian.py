@@ -77,8 +77,10 @@ def _magic(n: int, step: int, offset: int) -> np.ndarray:
 
 
 def _gaussian(spec: MaskSpec, n: int, num_low: int) -> np.ndarray:
-    """Exactly ``round(n / R) - num_low`` outer columns drawn without replacement, with
-    probability proportional to a centred Gaussian of std ``GAUSSIAN_SIGMA_FRACTION * n``.
+    """Exactly ``round(n / R) - num_low`` outer columns drawn without replacement.
+
+    Drawn with probability proportional to a centred Gaussian of std
+    ``GAUSSIAN_SIGMA_FRACTION * n``.
     """
     target = round(n / spec.acceleration)
     outer = np.flatnonzero(~center_mask(n, num_low))

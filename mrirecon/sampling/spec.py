@@ -31,6 +31,7 @@ class MaskKind(str, Enum):
 
     @property
     def needs_integer_acceleration(self) -> bool:
+        """True for the kinds that space lines by the acceleration (equispaced, magic)."""
         return self in (MaskKind.EQUISPACED, MaskKind.MAGIC)
 
 
@@ -106,9 +107,11 @@ class MaskSpec:
 
     @property
     def columns(self) -> int:
+        """Number of phase-encode columns ``kx``."""
         return self.shape[1]
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly dict: the kind as its string value, shape and seed as lists."""
         d = asdict(self)
         d["kind"] = self.kind.value
         d["shape"] = list(self.shape)
@@ -117,6 +120,7 @@ class MaskSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> MaskSpec:
+        """The spec from :meth:`to_dict`'s output (unknown or missing keys rejected)."""
         known = {"kind", "acceleration", "center_fraction", "shape", "seed"}
         unknown = set(d) - known
         if unknown:
@@ -164,6 +168,7 @@ class Mask:
 
     @property
     def sampled_fraction(self) -> float:
+        """Fraction of the k-space locations sampled."""
         return float(self.array.mean())
 
     @property

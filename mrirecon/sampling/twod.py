@@ -93,9 +93,11 @@ POISSON_BISECTIONS = 64
 
 def _bounded_poisson(shape: tuple[int, int], accel: float, calib: tuple[int, int], seed: int,
                      tol: float) -> np.ndarray:
-    """``sigpy.mri.poisson(shape, accel, calib, crop_corner=True, seed, tol)`` with the same
-    steps and draws (so the same mask), but at most :data:`POISSON_BISECTIONS` bisection steps;
-    raises ``ValueError`` like sigpy when the rate is not met.
+    """``sigpy.mri.poisson`` with at most :data:`POISSON_BISECTIONS` bisection steps.
+
+    ``sigpy.mri.poisson(shape, accel, calib, crop_corner=True, seed, tol)`` with the same steps
+    and draws (so the same mask), but bounded bisection; raises ``ValueError`` like sigpy when
+    the rate is not met.
     """
     from sigpy.mri import samp  # heavy (numba); only needed for this kind
 
