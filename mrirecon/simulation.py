@@ -108,7 +108,7 @@ def write_simulated(out: Path, volume: Volume, sim: dict[str, Any],
     ``params`` is what made the k-space (:class:`SimulationParams`, or any JSON-able record of
     another simulation, e.g. the validation suite's); ``provenance`` adds entries to the file's.
     """
-    from mrirecon.io.fastmri_h5 import write_dataset
+    from mrirecon.io.fastmri_h5 import target_key, write_dataset
     from mrirecon.io.ismrmrd import build_header
 
     kspace, target, affine = sim["kspace"], sim["target"], sim["affine"]
@@ -125,7 +125,7 @@ def write_simulated(out: Path, volume: Volume, sim: dict[str, Any],
         "simulation": params.to_dict() if isinstance(params, SimulationParams) else params,
         "source_header": volume.header.get("format"), **(provenance or {}),
     }
-    target_name = "reconstruction_esc" if coils == 1 else "reconstruction_rss"
+    target_name = target_key(single_coil=coils == 1)
     attrs = {
         "max": float(target.max()), "norm": float(np.linalg.norm(target)),
         "acquisition": "SIMULATED", "patient_id": _patient_id(volume), "simulated": True,
