@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # torch-importing modules: for annotations only
     from mrirecon.data.kspace import SliceSource
     from mrirecon.physics.simulate import SimulationParams
     from mrirecon.recon.posterior import Posterior
-    from mrirecon.recon.protocols import ReconstructorProtocol
+    from mrirecon.recon.protocols import ReconstructorProtocol, Sampler
 
 
 def prepare_kspace(path: str | Path, *, series: str | None = None,
@@ -251,19 +251,16 @@ def posterior_paths(path: str | Path, out_dir: str | Path, fmt: str, *,
     return paths
 
 
-def sample_input(item: ReadInput, sampler: ReconstructorProtocol, *,
+def sample_input(item: ReadInput, sampler: Sampler, *,
                  overwrite: bool = False) -> dict[str, Any]:
     """Sample the posterior of a :class:`ReadInput` and write its outputs; returns a record.
 
     ``item`` is read with ``posterior=True``; ``samples`` is written only when it was read with
-    ``keep_samples``. ``sampler`` is a :class:`~mrirecon.recon.protocols.Sampler` (what
-    :func:`~mrirecon.recon.methods.build_reconstructor` returns with ``samples``).
+    ``keep_samples``. ``sampler`` is what
+    :func:`~mrirecon.recon.methods.build_reconstructor` returns with ``samples``.
     """
     from mrirecon.fileutil import atomic_path
     from mrirecon.png import encode_png
-    from mrirecon.recon.protocols import Sampler
-
-    assert isinstance(sampler, Sampler)  # build_reconstructor(samples=...) checked it
 
     start = time.perf_counter()
     paths = item.outputs

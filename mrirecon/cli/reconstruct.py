@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import Enum
+from functools import partial
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -13,6 +15,10 @@ from mrirecon.cli._console import emit_json, info, print_table, warn_outside_dom
 from mrirecon.errors import InvalidParameterError
 from mrirecon.recon.methods import Method
 from mrirecon.sampling.spec import MaskKind
+
+if TYPE_CHECKING:  # torch-free imports for the CLI's start-up
+    from mrirecon.inference import ReadInput
+    from mrirecon.recon.protocols import ReconstructorProtocol
 
 
 class OutputFormat(str, Enum):
@@ -34,64 +40,85 @@ def _print_records(records: list[dict[str, Any]]) -> None:
                   "simulated" if r["simulated"] else "measured"] for r in records])
 
 
+# Options of reconstruct_command, one alias each (the help texts are the CLI's).
+_Inputs = Annotated[list[Path], typer.Argument(
+    help="fastMRI HDF5 k-space files; DICOM or NIfTI images are simulated first.",
+    show_default=False)]
+_OutDir = Annotated[Path, typer.Option("--output", "-o", help="Output folder.",
+    show_default=False)]
+_Method = Annotated[Method | None, typer.Option(
+    "--method", help="A classical method instead of a learned model \\[default: the shipped "
+    "i-RIM, see --model].", show_default=False)]
+_Model = Annotated[Path | None, typer.Option(
+    "--model", help="A trained RIM, i-RIM or cINN checkpoint (.safetensors) \\[default: "
+    "the shipped i-RIM, or with --samples the shipped cINN, when no --method is given].",
+    show_default=False)]
+_Accel = Annotated[float, typer.Option("--accel", help="Acceleration for fully sampled "
+    "inputs.")]
+_CenterFraction = Annotated[float | None, typer.Option(
+    "--center-fraction", help="Fully sampled centre fraction \\[default: 0.32 / accel].")]
+_MaskKind = Annotated[MaskKind, typer.Option("--mask-kind", help="Mask pattern.")]
+_MaskFile = Annotated[Path | None, typer.Option(
+    "--mask", help="A mask file from `mrirecon mask` (instead of --mask-kind).")]
+_Lamda = Annotated[float | None, typer.Option(
+    "--lamda", min=0.0, help="Regularisation weight of sense/cs, relative to the slice's "
+    "zero-filled maximum \\[default: tuned, see README].")]
+_MaxIter = Annotated[int | None, typer.Option(
+    "--max-iter", min=1, help="Solver iterations of sense/cs \\[default: tuned].")]
+_Fmt = Annotated[OutputFormat | None, typer.Option(
+    "--format", help="Output format \\[default: the input's].")]
+_Device = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
+_Amp = Annotated[bool, typer.Option(
+    "--amp/--no-amp", help="Run RIM/i-RIM networks in bfloat16 autocast on CUDA (physics "
+    "stays float32; ignored on CPU).")]
+_BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Slices per batch.")]
+_Seed = Annotated[int, typer.Option("--seed", min=0, help="Base seed of the per-file masks.")]
+_Series = Annotated[str | None, typer.Option("--series", help="DICOM SeriesInstanceUID.")]
+_Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")]
+_Samples = Annotated[int | None, typer.Option(
+    "--samples", help="Draw N posterior samples with a cINN (default: the shipped cINN) "
+    "and write <stem>_mean, <stem>_std and <stem>_uncertainty.png.", show_default=False)]
+_Temperature = Annotated[float, typer.Option(
+    "--temperature", help="Scale of the latent Gaussian when sampling.")]
+_SampleBatch = Annotated[int | None, typer.Option(
+    "--sample-batch", help="Samples drawn at once per slice batch \\[default: all].",
+    show_default=False)]
+_SampleSeed = Annotated[int, typer.Option("--sample-seed", min=0,
+    help="Seed of the posterior draws.")]
+_SaveSamples = Annotated[bool, typer.Option(
+    "--save-samples", help="Also write the samples to <stem>_samples.h5.")]
+_Prefetch = Annotated[bool, typer.Option(
+    "--prefetch/--no-prefetch", help="Read the next input into memory while the current one "
+    "is reconstructed (two undersampled volumes held at once); --no-prefetch reads each "
+    "slice batch when it is needed.")]
+_JsonOut = Annotated[bool, typer.Option("--json", help="Print JSON records.")]
+
+
 def reconstruct_command(
-    inputs: Annotated[list[Path], typer.Argument(
-        help="fastMRI HDF5 k-space files; DICOM or NIfTI images are simulated first.",
-        show_default=False)],
-    out_dir: Annotated[Path, typer.Option("--output", "-o", help="Output folder.",
-                                          show_default=False)],
-    method: Annotated[Method | None, typer.Option(
-        "--method", help="A classical method instead of a learned model \\[default: the shipped "
-        "i-RIM, see --model].", show_default=False)] = None,
-    model: Annotated[Path | None, typer.Option(
-        "--model", help="A trained RIM, i-RIM or cINN checkpoint (.safetensors) \\[default: "
-        "the shipped i-RIM, or with --samples the shipped cINN, when no --method is given].",
-        show_default=False)] = None,
-    accel: Annotated[float, typer.Option("--accel", help="Acceleration for fully sampled "
-                                         "inputs.")] = 4.0,
-    center_fraction: Annotated[float | None, typer.Option(
-        "--center-fraction", help="Fully sampled centre fraction \\[default: 0.32 / accel].")
-    ] = None,
-    mask_kind: Annotated[MaskKind, typer.Option("--mask-kind", help="Mask pattern.")] = (
-        MaskKind.RANDOM),
-    mask_file: Annotated[Path | None, typer.Option(
-        "--mask", help="A mask file from `mrirecon mask` (instead of --mask-kind).")] = None,
-    lamda: Annotated[float | None, typer.Option(
-        "--lamda", min=0.0, help="Regularisation weight of sense/cs, relative to the slice's "
-        "zero-filled maximum \\[default: tuned, see README].")] = None,
-    max_iter: Annotated[int | None, typer.Option(
-        "--max-iter", min=1, help="Solver iterations of sense/cs \\[default: tuned].")] = None,
-    fmt: Annotated[OutputFormat | None, typer.Option(
-        "--format", help="Output format \\[default: the input's].")] = None,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
-    amp: Annotated[bool, typer.Option(
-        "--amp/--no-amp", help="Run RIM/i-RIM networks in bfloat16 autocast on CUDA (physics "
-        "stays float32; ignored on CPU).")] = False,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Slices per batch.")] = 8,
-    seed: Annotated[int, typer.Option("--seed", min=0, help="Base seed of the per-file masks.")
-                    ] = 0,
-    series: Annotated[str | None, typer.Option("--series", help="DICOM SeriesInstanceUID.")
-                      ] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")
-                         ] = False,
-    samples: Annotated[int | None, typer.Option(
-        "--samples", help="Draw N posterior samples with a cINN (default: the shipped cINN) "
-        "and write <stem>_mean, <stem>_std and <stem>_uncertainty.png.", show_default=False)
-    ] = None,
-    temperature: Annotated[float, typer.Option(
-        "--temperature", help="Scale of the latent Gaussian when sampling.")] = 1.0,
-    sample_batch: Annotated[int | None, typer.Option(
-        "--sample-batch", help="Samples drawn at once per slice batch \\[default: all].",
-        show_default=False)] = None,
-    sample_seed: Annotated[int, typer.Option("--sample-seed", min=0,
-                                             help="Seed of the posterior draws.")] = 0,
-    save_samples: Annotated[bool, typer.Option(
-        "--save-samples", help="Also write the samples to <stem>_samples.h5.")] = False,
-    prefetch: Annotated[bool, typer.Option(
-        "--prefetch/--no-prefetch", help="Read the next input into memory while the current one "
-        "is reconstructed (two undersampled volumes held at once); --no-prefetch reads each "
-        "slice batch when it is needed.")] = True,
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON records.")] = False,
+    inputs: _Inputs,
+    out_dir: _OutDir,
+    method: _Method = None,
+    model: _Model = None,
+    accel: _Accel = 4.0,
+    center_fraction: _CenterFraction = None,
+    mask_kind: _MaskKind = MaskKind.RANDOM,
+    mask_file: _MaskFile = None,
+    lamda: _Lamda = None,
+    max_iter: _MaxIter = None,
+    fmt: _Fmt = None,
+    device: _Device = "auto",
+    amp: _Amp = False,
+    batch_size: _BatchSize = 8,
+    seed: _Seed = 0,
+    series: _Series = None,
+    overwrite: _Overwrite = False,
+    samples: _Samples = None,
+    temperature: _Temperature = 1.0,
+    sample_batch: _SampleBatch = None,
+    sample_seed: _SampleSeed = 0,
+    save_samples: _SaveSamples = False,
+    prefetch: _Prefetch = True,
+    json_out: _JsonOut = False,
 ) -> int:
     """Reconstruct undersampled k-space; fully sampled inputs are undersampled first.
 
@@ -102,12 +129,11 @@ def reconstruct_command(
     the outputs are their mean and pixelwise standard deviation (the uncertainty map).
     """
     from mrirecon.device import resolve_device
-    from mrirecon.inference import ReadInput, read_input, reconstruct_input, sample_input
+    from mrirecon.inference import read_input
     from mrirecon.recon.methods import build_reconstructor
     from mrirecon.sampling import MaskOptions
 
-    sampling = samples is not None
-    if save_samples and not sampling:
+    if save_samples and samples is None:
         raise InvalidParameterError("--save-samples needs --samples N")
     options = MaskOptions(kind=mask_kind, acceleration=accel, center_fraction=center_fraction,
                           seed=seed, mask_file=mask_file)  # checked before any file is touched
@@ -115,15 +141,32 @@ def reconstruct_command(
         method, model=model, device=resolve_device(device), batch_size=batch_size, amp=amp,
         samples=samples, temperature=temperature, sample_batch=sample_batch,
         sample_seed=sample_seed, lamda=lamda, max_iter=max_iter)
-    out_fmt = _FORMATS[fmt] if fmt else None
+    read = partial(read_input, out_dir=out_dir, options=options,
+                   fmt=_FORMATS[fmt] if fmt else None, series=series, overwrite=overwrite,
+                   posterior=samples is not None, keep_samples=save_samples, in_memory=prefetch)
+    records, failed = _run(inputs, reconstructor, read, overwrite=overwrite, prefetch=prefetch)
+    if json_out:
+        emit_json(records)
+    else:
+        _print_records(records)
+    if failed:
+        info(f"{failed} of {failed + len(records)} inputs failed")
+    return 1 if failed else 0
 
-    def read(path: Path) -> ReadInput:
-        return read_input(path, out_dir, options, fmt=out_fmt, series=series,
-                          overwrite=overwrite, posterior=sampling, keep_samples=save_samples,
-                          in_memory=prefetch)
+
+def _run(inputs: list[Path], reconstructor: ReconstructorProtocol,
+         read: Callable[[Path], ReadInput], *, overwrite: bool,
+         prefetch: bool) -> tuple[list[dict[str, Any]], int]:
+    """Read, reconstruct (or sample) and write every input; ``(records, failures)``.
+
+    With ``prefetch`` the next input is read while the current one is reconstructed.
+    """
+    from mrirecon.inference import reconstruct_input, sample_input
+    from mrirecon.recon.protocols import Sampler
 
     def job(item: ReadInput) -> dict[str, Any]:
-        if sampling:
+        if "mean" in item.outputs:  # read for a posterior: mean, std and panel
+            assert isinstance(reconstructor, Sampler)  # build_reconstructor checked it
             record = sample_input(item, reconstructor, overwrite=overwrite)
         else:
             record = reconstruct_input(item, reconstructor, overwrite=overwrite)
@@ -132,13 +175,5 @@ def reconstruct_command(
         return record
 
     if prefetch:
-        records, failed = run_batch(inputs, job, reconstructor.name, prepare=read)
-    else:
-        records, failed = run_batch(inputs, lambda path: job(read(path)), reconstructor.name)
-    if json_out:
-        emit_json(records)
-    else:
-        _print_records(records)
-    if failed:
-        info(f"{failed} of {failed + len(records)} inputs failed")
-    return 1 if failed else 0
+        return run_batch(inputs, job, reconstructor.name, prepare=read)
+    return run_batch(inputs, lambda path: job(read(path)), reconstructor.name)

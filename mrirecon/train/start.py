@@ -1,7 +1,9 @@
 """Where a run starts: a fresh model, the weights of an ``init`` checkpoint, or a ``resume``.
 
 ``init`` starts a new run (new optimiser, step 0) from a checkpoint's weights and model
-configuration; ``resume`` continues a run exactly from its ``state.pt``: weights, optimiser,
+configuration; a part the run's ``model_config`` names by file (the cINN's ``irim_checkpoint``)
+replaces the checkpoint's copy of that part, so a cINN can be fine-tuned on top of a new i-RIM.
+``resume`` continues a run exactly from its ``state.pt``: weights, optimiser,
 scheduler, counters and every global random generator's state.
 """
 
@@ -15,6 +17,7 @@ import torch
 from torch import nn
 
 from mrirecon.errors import InvalidParameterError
+from mrirecon.models import registry
 from mrirecon.models.checkpoint import build_model as build_registered
 from mrirecon.models.checkpoint import load_checkpoint
 from mrirecon.train.config import TrainConfig
@@ -59,6 +62,10 @@ def from_init(cfg: TrainConfig) -> tuple[TrainConfig, nn.Module | None]:
     for key in TRAINING_CHOICES:  # how to train, not what to build: this run's choice
         if key in config and key in cfg.model_config:
             config[key] = cfg.model_config[key]
+    for field, _, _ in registry.REGISTRY[cfg.model].parts:  # a new part, named by this run
+        if cfg.model_config.get(field) is not None:
+            config[field] = cfg.model_config[field]
+            config.pop(f"{field.removesuffix('_checkpoint')}_config", None)  # refilled from it
     return dataclasses.replace(cfg, model_config=config), initial
 
 
@@ -81,7 +88,12 @@ def build_model(cfg: TrainConfig, initial: nn.Module | None, device: torch.devic
     """
     model = build_registered(cfg.model, cfg.model_config)  # loads the parts it names
     if initial is not None:
-        model.load_state_dict(initial.state_dict())
+        state = model.state_dict()
+        parts = [keyword for field, keyword, _ in registry.REGISTRY[cfg.model].parts
+                 if cfg.model_config.get(field) is not None]
+        state.update({k: v for k, v in initial.state_dict().items()
+                      if not any(k.startswith(f"{part}.") for part in parts)})
+        model.load_state_dict(state)
     return model.to(device)
 
 

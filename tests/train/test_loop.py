@@ -11,6 +11,7 @@ import torch
 
 from mrirecon.errors import InputFileError, InvalidParameterError, OutputError
 from mrirecon.models.checkpoint import load_checkpoint, read_metadata
+from mrirecon.recon.protocols import Sampler
 from mrirecon.train.config import load_config
 from mrirecon.train.dataset import SliceDataset, find_files
 from mrirecon.train.loop import train
@@ -420,7 +421,41 @@ def test_cinn_trains_by_likelihood_and_validates_its_posterior_mean(folders, tmp
     assert [int(r["step"]) for r in val] == [15, 30]
     assert all(float(r["val_psnr"]) > 10 for r in val)
     sampler = build_reconstructor(model=out / "best.safetensors")
-    assert hasattr(sampler, "sample") and sampler.name == "cinn.v1"
+    assert isinstance(sampler, Sampler) and sampler.name == "cinn.v1"
+
+
+def test_init_replaces_a_part_the_run_names_by_file(folders, tmp_path) -> None:
+    """A cINN fine-tuned with ``init`` and a new ``irim_checkpoint`` keeps its flow's weights
+    and conditions on the new i-RIM (not the copy inside the init checkpoint)."""
+    from mrirecon.models.checkpoint import save_checkpoint
+    from mrirecon.models.registry import build
+
+    irim_config = {"steps": 1, "state_channels": 4, "levels": 2, "hidden": 2, "grad_hidden": 2}
+    irims = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        irims.append(save_checkpoint(tmp_path / f"irim{seed}.safetensors",
+                                     build("irim.v1", irim_config), name="irim.v1",
+                                     config=irim_config))
+    flow = ["model=cinn.v1", "model_config.levels=2", "model_config.blocks_per_level=1",
+            "model_config.hidden=4", "model_config.cond_channels=2", "model_config.cond_hidden=4",
+            "model_config.conditioner=irim", "data.batch_size=2", "mask.accelerations=[4]",
+            "log_every=1", "val_every=5", "device=cpu", f"data.train=[{folders / 'train'}]",
+            f"data.val=[{folders / 'val'}]"]
+    first = tmp_path / "first"
+    train(load_config(None, [*flow, f"model_config.irim_checkpoint={irims[0]}", "max_steps=1",
+                             f"out={first}"]))
+    start = weights(first / "last.safetensors")
+    second = tmp_path / "second"
+    cfg = load_config(None, [*flow, f"model_config.irim_checkpoint={irims[1]}", "max_steps=1",
+                             "optim.lr=1e-12", f"init={first / 'last.safetensors'}",
+                             f"out={second}"])
+    train(cfg)
+    tuned, new_irim = weights(second / "last.safetensors"), weights(irims[1])
+    assert all(torch.equal(tuned[f"irim.{k}"], v) for k, v in new_irim.items())
+    assert not all(torch.equal(start[f"irim.{k}"], v) for k, v in new_irim.items())
+    flow_keys = [k for k in start if not k.startswith("irim.") and "initialized" not in k]
+    assert all(torch.allclose(tuned[k], start[k], atol=1e-6) for k in flow_keys)
 
 
 def test_init_starts_a_new_run_from_a_checkpoints_weights(folders, tmp_path) -> None:
