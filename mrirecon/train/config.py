@@ -184,6 +184,9 @@ class SyntheticConfig(Section):
         Image rows and columns, each drawn in this range (>= 16): non-square matrices.
     max_aspect
         Largest ratio (>= 1) of the longer to the shorter side.
+    matrix_multiple
+        Both sides are rounded to a multiple of this inside ``matrix`` (>= 1; 8 for the cINN,
+        whose flow trains on unpadded images, multiples of ``2 ** levels``).
     zoom
         Object size relative to the field of view (> 0; above 1 crops the object).
     rotation
@@ -223,6 +226,7 @@ class SyntheticConfig(Section):
     items_per_epoch: int = 2000
     matrix: list[int] = field(default_factory=lambda: [64, 384])
     max_aspect: float = 2.0
+    matrix_multiple: int = 1
     zoom: list[float] = _range(0.7, 1.25)
     rotation: float = 15.0
     gamma: list[float] = _range(0.6, 1.7)
@@ -247,6 +251,8 @@ class SyntheticConfig(Section):
         self._require(self.items_per_epoch >= 1, "items_per_epoch", "an integer >= 1")
         self._check_range("matrix", 16)
         self._require(self.max_aspect >= 1, "max_aspect", ">= 1")
+        self._require(1 <= self.matrix_multiple <= self.matrix[0], "matrix_multiple",
+                      "an integer in [1, the smallest matrix]")
         self._check_range("zoom", 0, strict=True)
         self._require(self.rotation >= 0, "rotation", ">= 0")
         self._check_range("gamma", 0, strict=True)

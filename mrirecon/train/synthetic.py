@@ -87,6 +87,12 @@ def draw_phase(shape: tuple[int, int], g: np.random.Generator, *, max_phase: Any
     return phase
 
 
+def _multiple(side: int, m: int, low: int, high: int) -> int:
+    """``side`` rounded down to a multiple of ``m``, or up when that falls below ``low``."""
+    down = side - side % m
+    return down if down >= low or down + m > high else down + m
+
+
 class SyntheticDataset(Dataset):
     """Domain-randomised items (see the module docstring).
 
@@ -139,7 +145,9 @@ class SyntheticDataset(Dataset):
         aspect = float(self.cfg.max_aspect)
         lo = max(low, int(math.ceil(rows / aspect)))
         hi = min(high, int(rows * aspect))
-        return rows, int(g.integers(lo, max(lo, hi) + 1))
+        cols = int(g.integers(lo, max(lo, hi) + 1))
+        m = int(self.cfg.matrix_multiple)
+        return _multiple(rows, m, low, high), _multiple(cols, m, low, high)
 
     def _magnitude(self, g: np.random.Generator, shape: tuple[int, int]) -> tuple[np.ndarray,
                                                                                   str]:

@@ -81,6 +81,16 @@ def test_every_knob_range_is_respected(source) -> None:
     assert len(kinds) >= 2
 
 
+def test_matrix_multiple_rounds_both_sides_inside_the_range(source) -> None:
+    ds = synthetic(source, "data.synthetic.matrix=[44, 90]", "data.synthetic.matrix_multiple=8")
+    sides = set()
+    for i in range(20):
+        _, ky, kx = ds[i]["kspace"].shape
+        assert ky % 8 == 0 and kx % 8 == 0 and 44 <= min(ky, kx) and max(ky, kx) <= 90
+        sides |= {ky, kx}
+    assert len(sides) > 2
+
+
 def test_readout_crop_is_exact_rows(source) -> None:
     ds = synthetic(source, "data.synthetic.matrix=[80, 120]", crop=32)
     for i in range(8):
