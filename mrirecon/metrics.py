@@ -385,6 +385,10 @@ def volume_metrics(
 # calibration of a predicted uncertainty
 
 
+#: ``P(|Z| <= k)`` for a standard normal ``Z``: the coverage of ``k`` standard deviations.
+GAUSSIAN_COVERAGE = {k: math.erf(k / math.sqrt(2)) for k in (1, 2, 3)}
+
+
 def calibration(
     reference: ArrayLike,
     mean: ArrayLike,
@@ -414,9 +418,12 @@ def calibration(
         - ``corr_std_error``: Pearson correlation of ``s`` and ``e``,
           ``sum((s - s_bar)(e - e_bar)) / sqrt(sum((s - s_bar)^2) sum((e - e_bar)^2))``, the
           value of ``numpy.corrcoef``; ``nan`` when ``s`` or ``e`` is constant (zero variance).
-        - ``within_1std``, ``within_2std``: the fraction of pixels with ``e <= k s``, ``k = 1, 2``
-          (about 0.683 and 0.954 when the error is Gaussian with standard deviation ``s``; a
-          pixel with ``s = 0`` counts only if its error is exactly 0).
+        - ``within_1std``, ``within_2std``, ``within_3std``: the fraction of pixels with
+          ``e <= k s``, ``k = 1, 2, 3`` (:data:`GAUSSIAN_COVERAGE`, about 0.683, 0.954 and 0.997,
+          when the error is Gaussian with standard deviation ``s``; a pixel with ``s = 0``
+          counts only if its error is exactly 0).
+        - ``calibration_error``: the mean over ``k = 1, 2, 3`` of
+          ``|within_kstd - GAUSSIAN_COVERAGE[k]|``.
         - ``mean_std``: the mean of ``s``, in image units.
 
     Notes
@@ -445,10 +452,13 @@ def calibration(
         raise ValueError(f"std has negative values (min {float(s.min()):.4g}); expected a "
                          "standard deviation >= 0")
     error = (m - g).abs()
+    within = {k: float((error <= k * s).to(g.dtype).mean()) for k in (1, 2, 3)}
     return {
         "corr_std_error": _pearson(s, error),
-        "within_1std": float((error <= s).to(g.dtype).mean()),
-        "within_2std": float((error <= 2 * s).to(g.dtype).mean()),
+        "within_1std": within[1],
+        "within_2std": within[2],
+        "within_3std": within[3],
+        "calibration_error": sum(abs(within[k] - GAUSSIAN_COVERAGE[k]) for k in within) / 3,
         "mean_std": float(s.mean()),
     }
 

@@ -11,7 +11,17 @@ from typing import Annotated
 import typer
 
 from mrirecon import __version__
-from mrirecon.cli import demo, evaluate, info, mask, models, reconstruct, simulate, train
+from mrirecon.cli import (
+    calibrate,
+    demo,
+    evaluate,
+    info,
+    mask,
+    models,
+    reconstruct,
+    simulate,
+    train,
+)
 from mrirecon.cli._console import CliGroup
 
 app = typer.Typer(
@@ -51,6 +61,7 @@ app.command("models")(models.models_command)
 app.command("evaluate")(evaluate.evaluate_command)
 app.command("demo")(demo.demo_command)
 app.command("train")(train.train_command)
+app.command("calibrate")(calibrate.calibrate_command)
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ import typer
 
 from mrirecon.cli._batch import progress_bar
 from mrirecon.cli._console import UsageError, emit_json, error_line, info, print_table
-from mrirecon.errors import InvalidParameterError
+from mrirecon.cli._options import float_values, split_values
 from mrirecon.sampling.spec import MaskKind
 
 
@@ -113,7 +113,7 @@ def evaluate_command(
         evaluate.parse_thresholds(fail_below)  # a bad spec fails before any work
     if sweep_mode:
         accels, names = evaluate.check_sweep_options(
-            _floats(accel or ["4"], "--accel"), _split(methods or ["zero-filled"]),
+            float_values(accel or ["4"], "--accel"), split_values(methods or ["zero-filled"]),
             mask_kind=mask_kind.value, center_fraction=center_fraction)
     plots = report.plots_available()
     if report_dir is not None:
@@ -165,22 +165,6 @@ def evaluate_command(
     for failure in failures:
         error_line(f"threshold missed: {failure}")
     return 1 if failures else 0
-
-
-def _split(values: list[str]) -> list[str]:
-    """``["2,4", "8"]`` -> ``["2", "4", "8"]`` (repeated options and comma lists alike)."""
-    return [part.strip() for v in values for part in str(v).split(",") if part.strip()]
-
-
-def _floats(values: list[str], option: str) -> list[float]:
-    out = []
-    for part in _split(values):
-        try:
-            out.append(float(part))
-        except ValueError:
-            raise InvalidParameterError(f"{option} {part!r} is not a number; expected e.g. "
-                                        f"{option} 4 or {option} 2,4,8") from None
-    return out
 
 
 def _pm(row: dict[str, Any], metric: str, fmt: str) -> str:

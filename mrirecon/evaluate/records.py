@@ -19,7 +19,8 @@ RECORD_FIELDS = ("file", "method", "acceleration", "mask_seed", "achieved_accele
                  "nmse", "psnr", "ssim", "seconds_per_slice", "simulated")
 METRICS = ("psnr", "ssim", "nmse")
 #: Record fields of a sampler swept with ``samples`` (:func:`mrirecon.metrics.calibration`).
-CALIBRATION = ("corr_std_error", "within_1std", "within_2std", "mean_std")
+CALIBRATION = ("corr_std_error", "within_1std", "within_2std", "within_3std",
+               "calibration_error", "mean_std")
 
 #: ``progress(done, total, description)``.
 Progress = Callable[[int, int, str], None]

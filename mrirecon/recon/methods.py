@@ -16,7 +16,7 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mrirecon.errors import InvalidParameterError
+from mrirecon.errors import InputFileError, InvalidParameterError
 
 if TYPE_CHECKING:  # torch stays unloaded until a reconstructor is built
     from mrirecon.recon.base import Reconstructor
@@ -120,5 +120,8 @@ def load_reconstructor(path: str | Path, *, device: Any = "cpu", batch_size: int
 
     model, meta = load_checkpoint(path, device=device)
     cls = PosteriorSampler if isinstance(model, SamplingModel) else LearnedReconstructor
-    return cls(model, str(meta.get("name", "model")), device=device, batch_size=batch_size,
-               metadata={**meta, "path": str(path)}, amp=amp)
+    try:
+        return cls(model, str(meta.get("name", "model")), device=device, batch_size=batch_size,
+                   metadata={**meta, "path": str(path)}, amp=amp)
+    except InvalidParameterError as exc:  # e.g. malformed calibration metadata
+        raise InputFileError(path, str(exc)) from None

@@ -29,6 +29,7 @@ from mrirecon.errors import InvalidParameterError, MriReconError, one_line
 from mrirecon.models.protocols import SamplingModel
 from mrirecon.recon.learned import LearnedReconstructor
 from mrirecon.recon.model_inputs import padded_inputs, prepare_batch
+from mrirecon.recon.uncertainty import Calibration
 
 __all__ = ["Posterior", "PosteriorSampler", "check_sampling"]
 
@@ -81,6 +82,11 @@ class PosteriorSampler(LearnedReconstructor):
         # the flow always runs in float32 (amp is not used: log-determinants and inverses need
         # the precision)
         super().__init__(model, name, device=device, batch_size=batch_size, metadata=metadata)
+        stored = (self.metadata.get("extra") or {}).get("calibration")
+        #: The checkpoint's std calibration (:mod:`mrirecon.recon.uncertainty`), or ``None``.
+        self.calibration = None if stored is None else Calibration.from_dict(stored)
+        #: Apply :attr:`calibration` to the std maps (``False``: the raw std of the draws).
+        self.calibrated = self.calibration is not None
         self.samples, self.temperature, self.seed = 2, 1.0, 0
         self._batch_request: int | None = None  # None: all samples at once
         self.configure(samples=samples, temperature=temperature, sample_batch=sample_batch,
@@ -95,6 +101,18 @@ class PosteriorSampler(LearnedReconstructor):
         check_sampling(samples, temperature, request)
         self.samples, self.temperature, self._batch_request = samples, temperature, request
         self.seed = self.seed if seed is None else int(seed)
+
+    @property
+    def std_scale(self) -> float:
+        """The factor the std maps get: the calibration's scale, or 1."""
+        return self.calibration.scale if self.calibrated and self.calibration else 1.0
+
+    @property
+    def calibration_note(self) -> str:
+        """One line on the std maps: how they are calibrated, or that they are not."""
+        if self.calibrated and self.calibration is not None:
+            return self.calibration.note()
+        return "uncalibrated: the raw std of the draws"
 
     @property
     def sample_batch(self) -> int:
@@ -126,12 +144,17 @@ class PosteriorSampler(LearnedReconstructor):
             return self._draw(k, mask, generator, keep_samples)
 
         outputs, seconds = self.run_slices(kspace, fn)
+        cal = self.calibration if self.calibrated else None
         record = {"posterior": {"samples": self.samples, "temperature": self.temperature,
                                 "seed": self.seed, "sample_batch": self.sample_batch},
+                  "calibration": ({"calibrated": False} if cal is None else
+                                  {"calibrated": True, "method": cal.method, "scale": cal.scale,
+                                   "data": cal.data, "created": cal.created}),
                   "sampled_slices_per_second": round(
                       self.samples * kspace.n_slices / max(seconds, 1e-9), 3)}
         mean = self.volume(kspace, outputs[0], seconds, statistic="posterior mean", **record)
-        std = self.volume(kspace, outputs[1], seconds, statistic="posterior std", **record)
+        std = self.volume(kspace, outputs[1] * np.float32(self.std_scale), seconds,
+                          statistic="posterior std", **record)
         return Posterior(mean, std, outputs[2] if keep_samples else None)
 
     def _draw(self, kspace: torch.Tensor, mask: torch.Tensor, generator: torch.Generator,

@@ -37,6 +37,10 @@ class Sampler(ReconstructorProtocol, Protocol):
 
     samples: int
     seed: int
+    #: The factor applied to the std maps (1 when uncalibrated).
+    std_scale: float
+    #: One line saying how the std maps are calibrated (or that they are not).
+    calibration_note: str
 
     def sample(self, kspace: KSpace, *, keep_samples: bool = False) -> Posterior:
         """Mean, pixelwise standard deviation and (``keep_samples``) the draws."""
