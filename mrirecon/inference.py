@@ -260,7 +260,6 @@ def sample_input(item: ReadInput, sampler: Sampler, *,
     :func:`~mrirecon.recon.methods.build_reconstructor` returns with ``samples``.
     """
     from mrirecon.fileutil import atomic_path
-    from mrirecon.png import encode_png
 
     start = time.perf_counter()
     paths = item.outputs
@@ -275,8 +274,7 @@ def sample_input(item: ReadInput, sampler: Sampler, *,
         written.append(write_samples(paths["samples"], posterior, overwrite=overwrite))
     reference = _reference(item.full, item.kspace)
     with atomic_path(paths["panel"], overwrite=overwrite) as tmp:
-        tmp.write_bytes(encode_png(uncertainty_panel(posterior.mean.data, posterior.std.data,
-                                                     reference)))
+        tmp.write_bytes(uncertainty_png(posterior, reference, sampler.calibration_note))
     written.append(paths["panel"])
     return {"input": str(item.path), "output": str(paths["mean"]),
             "files": [str(p) for p in written], "method": sampler.name,
@@ -302,6 +300,22 @@ def _reference(full: KSpace, kspace: KSpace) -> np.ndarray | None:
 
         reference = ZeroFilled()(full).data
     return reference
+
+
+def uncertainty_png(posterior: Posterior, reference: np.ndarray | None, note: str) -> bytes:
+    """The ``<stem>_uncertainty.png`` of a posterior.
+
+    With matplotlib (the ``plots`` extra): colour bars in image units and the calibration
+    ``note`` (:func:`mrirecon.report.uncertainty_figure`); without it, the plain greyscale
+    :func:`uncertainty_panel`.
+    """
+    from mrirecon import report
+
+    if report.plots_available():
+        return report.uncertainty_figure(posterior.mean.data, posterior.std.data, reference, note)
+    from mrirecon.png import encode_png
+
+    return encode_png(uncertainty_panel(posterior.mean.data, posterior.std.data, reference))
 
 
 def uncertainty_panel(mean: np.ndarray, std: np.ndarray,

@@ -279,3 +279,49 @@ def plot_calibration(pixels: Mapping[tuple[str, float], Mapping[str, Any]], path
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, format="png")
+
+
+def uncertainty_figure(mean: np.ndarray, std: np.ndarray, reference: np.ndarray | None,
+                       note: str) -> bytes:
+    """PNG of the middle slice: target (if known) | mean | std | |error|, with colour bars.
+
+    Target and mean share one grey scale (0 to the target's, else the mean's, 99.5th
+    percentile); std and |error| share one colour scale (0 to twice the 99.5th percentile of the
+    std), so the uncertainty map and the error it should track can be compared. The bars are in
+    the image's own units (those of the mean); the title says ``note``: whether and how the std
+    map is calibrated.
+
+    Parameters
+    ----------
+    mean, std
+        The posterior mean and std volumes ``(slices, rows, cols)``.
+    reference
+        The fully sampled reference of the same shape, or ``None``.
+    note
+        How the std is calibrated (e.g. the sampler's ``calibration_note``).
+    """
+    import io
+
+    i = mean.shape[0] // 2
+    m, s = np.asarray(mean[i], np.float64), np.asarray(std[i], np.float64)
+    tiles: list[tuple[str, np.ndarray, str]] = [("posterior mean", m, "gray"),
+                                                ("posterior std", s, "magma")]
+    if reference is not None and reference.shape == mean.shape:
+        r = np.asarray(reference[i], np.float64)
+        tiles = [("target", r, "gray"), tiles[0], tiles[1], ("|mean - target|", np.abs(m - r),
+                                                              "magma")]
+    top = float(np.percentile(tiles[0][1], 99.5)) or 1.0
+    top_s = 2 * float(np.percentile(s, 99.5)) or 1.0
+    fig = _figure(3.0 * len(tiles), 3.6)
+    for k, (title, image, cmap) in enumerate(tiles):
+        ax = fig.add_subplot(1, len(tiles), k + 1)
+        shown = ax.imshow(image, cmap=cmap, vmin=0, vmax=top if cmap == "gray" else top_s)
+        ax.set_title(title, fontsize=9)
+        ax.set_axis_off()
+        bar = fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.03)
+        bar.ax.tick_params(labelsize=7)
+        bar.set_label("image units", fontsize=7)
+    fig.suptitle(f"slice {i}; std {note}", fontsize=9)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()

@@ -363,6 +363,14 @@ class _Sweep:
         calib, pixels[key] = calibrate(reference, posterior.mean.data, posterior.std.data,
                                        file, name, pixels.get(key), self.rng)
         settings = posterior.mean.provenance["posterior"]  # samples, temperature, seed
+        stored = posterior.std.provenance.get("calibration") or {}
+        if stored.get("calibrated"):  # the same draws before calibration: std / scale
+            from mrirecon import metrics
+
+            raw = posterior.std.data / np.float32(stored["scale"])
+            before = metrics.calibration(reference, posterior.mean.data, raw)
+            calib = {**calib, "std_scale": stored["scale"],
+                     **{f"{k}_uncalibrated": v for k, v in before.items()}}
         return {**calib, **{f"sampling_{k}": v for k, v in settings.items()}}
 
     def output(self, outputs: VolumeOutputs, path: str | Path, name: str, accel: float,

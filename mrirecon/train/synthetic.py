@@ -189,6 +189,24 @@ class SyntheticDataset(Dataset):
             return make_mask(spec), MaskKind.RANDOM.value, accel
 
     def __getitem__(self, i: int) -> dict[str, Any]:
+        """Item ``i``: undersampled k-space, its mask and the target (module docstring)."""
+        item, g = self._fully_sampled(i)
+        kspace = item.pop("kspace")
+        mask, kind, accel = self._mask(g, (kspace.shape[-2], kspace.shape[-1]))
+        mask_t = torch.from_numpy(np.ascontiguousarray(mask.array))
+        under = torch.where(mask_t, kspace, torch.zeros((), dtype=kspace.dtype))
+        return {"kspace": under.to(torch.complex64).contiguous(), "mask": mask_t, **item,
+                "acceleration": accel, "mask_seed": self.seed, "mask_kind": kind}
+
+    def fully_sampled(self, i: int) -> dict[str, Any]:
+        """Item ``i`` before undersampling (e.g. to write a calibration set).
+
+        Keys ``kspace`` (complex128, fully sampled), ``target``, ``file``, ``slice``,
+        ``crop_top`` and ``coils``; the same draws as ``self[i]`` up to the mask.
+        """
+        return self._fully_sampled(i)[0]
+
+    def _fully_sampled(self, i: int) -> tuple[dict[str, Any], np.random.Generator]:
         if not 0 <= i < len(self):
             raise IndexError(f"item {i} is out of range for {len(self)} items")
         c = self.cfg
@@ -210,11 +228,6 @@ class SyntheticDataset(Dataset):
             rows = slice(top, top + self.crop)
             image, maps = image[rows], maps[:, rows]
         kspace, target = measure(image, maps, sigma, g)
-        target = target.float()
-        mask, kind, accel = self._mask(g, (kspace.shape[-2], kspace.shape[-1]))
-        mask_t = torch.from_numpy(np.ascontiguousarray(mask.array))
-        under = torch.where(mask_t, kspace, torch.zeros((), dtype=kspace.dtype))
-        return {"kspace": under.to(torch.complex64).contiguous(), "mask": mask_t,
-                "target": target.contiguous(), "file": f"synthetic/{source}", "slice": int(i),
-                "acceleration": accel, "crop_top": top, "mask_seed": self.seed,
-                "mask_kind": kind, "coils": coils}
+        return {"kspace": kspace, "target": target.float().contiguous(),
+                "file": f"synthetic/{source}", "slice": int(i), "crop_top": top,
+                "coils": coils}, g

@@ -112,6 +112,9 @@ def test_calibration_survives_save_and_load_and_reconstruct_applies_it(
     std = load(recon / "example4d_std.h5")
     np.testing.assert_allclose(std.data, post.std.data, rtol=1e-5)
     assert std.provenance["calibration"]["scale"] == stored["scale"]
+    png = (recon / "example4d_uncertainty.png").read_bytes()  # colour bars: an RGBA figure
+    width, height, depth, colour = struct.unpack(">IIBB", png[16:26])
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and colour == 6 and width == 1200 and height == 360
 
 
 def test_calibrate_bad_inputs_are_one_line_and_write_nothing(simulated_scans, tiny_cinn,
