@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 
 from mrirecon.inference import prepare_kspace, reference_image, undersample
 from mrirecon.models.checkpoint import load_checkpoint, save_checkpoint
+from mrirecon.models.protocols import LikelihoodModel
 from mrirecon.models.registry import build
 from mrirecon.recon.methods import build_reconstructor
 from mrirecon.recon.model_inputs import padded_inputs, prepare_batch, run_model
@@ -102,7 +103,7 @@ def loss_of(model: torch.nn.Module, kspace: torch.Tensor, mask: torch.Tensor,
     (cINN) their own, RIM/i-RIM SSIM + L1 of every estimate, in normalised units."""
     batch = prepare_batch(kspace, mask)
     target = target / batch.scale[:, None, None].float()
-    if hasattr(model, "training_loss"):
+    if isinstance(model, LikelihoodModel):
         x0, grad, _ = padded_inputs(model, batch)
         return model.training_loss(x0, grad, target)
     return reconstruction_loss(run_model(model, batch), target, ssim=1.0, l1=1.0)
