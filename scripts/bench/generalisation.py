@@ -2,7 +2,8 @@
 
     python scripts/bench/generalisation.py build OUT_DIR [--sources data/sources] [--overwrite]
     python scripts/bench/generalisation.py run SUITE_DIR [--model CKPT ...] [--methods cs]
-        [--accel 4,8] [--mask-repeats 4] [--files GLOB] [--json-out FILE] [--markdown FILE]
+        [--accel 4,8] [--mask-repeats 4] [--files GLOB] [--samples N]
+        [--reference-model LABEL] [--json-out FILE] [--markdown FILE]
 
 ``build`` writes ``{domain}_c{coils:02d}.h5`` for 1, 4, 8 and 15 coils and ``suite.json``
 (files, domains, sha256 of the sources from ``scripts/fetch_training_data.sh``); the domains are
@@ -16,6 +17,14 @@ prints one JSON document: mean PSNR/SSIM per (domain, coil group single/multi, R
 record and failure counts, and per (group, R, method) the mean and minimum over domains of the
 paired PSNR gain over zero-filled; a markdown table goes to stderr (or ``--markdown``).
 All k-space in the suite is simulated from magnitude images.
+
+With ``--samples N`` the models that can sample (``cinn.v1``) draw N posterior samples per
+slice (the others, e.g. a reference i-RIM, run as without it), and the JSON gains
+``calibration`` (per cell the mean of each calibration field, before and after the
+checkpoint's std calibration where it has one, and per (group, R, method) the mean and worst
+over domains, :func:`calibration`) and ``targets`` (per cell pass/fail of :data:`TARGETS`,
+:func:`targets`; the PSNR target against ``--reference-model``); the markdown gains a
+calibration table.
 """
 
 from __future__ import annotations
@@ -132,6 +141,9 @@ DOMAINS: dict[str, tuple[Callable[[Path], Image], str, float]] = {
     "natural": (natural, "natural_val.npy", 0.01),
 }
 ORDER = {d: i for i, d in enumerate(DOMAINS)}
+#: The uncertainty targets of a sampler per cell: 2-std coverage in this range, corr(std,
+#: |error|) at least this, posterior-mean PSNR at most this many dB below the reference model's.
+TARGETS = {"within_2std": (0.92, 0.97), "corr_std_error": 0.5, "psnr_below_reference_db": 0.5}
 
 
 def coil_maps(shape: tuple[int, int], coils: int, rng: np.random.Generator) -> torch.Tensor:
@@ -236,21 +248,45 @@ def suite_files(suite: Path, pattern: str | None) -> dict[Path, tuple[str, int]]
     return chosen
 
 
+def model_labels(checkpoints: list[str], methods: list[str]) -> list[str]:
+    """Each model's label: its file stem, ``-i`` appended where a method or model has it."""
+    labels: list[str] = []
+    for checkpoint in checkpoints:
+        label = Path(checkpoint).stem
+        labels.append(label if label not in (*methods, *labels) else f"{label}-{len(labels)}")
+    return labels
+
+
+def can_sample(checkpoint: str) -> bool:
+    """Whether a checkpoint's model draws posterior samples (read from its metadata)."""
+    from mrirecon.models.checkpoint import read_metadata
+    from mrirecon.models.protocols import SamplingModel
+    from mrirecon.models.registry import resolve
+
+    try:
+        return issubclass(resolve(read_metadata(checkpoint)["name"])[0], SamplingModel)
+    except MriReconError:  # unreadable: its sweep says why
+        return False
+
+
 def sweep_all(paths: list[Path], args: argparse.Namespace, methods: list[str],
               device: torch.device) -> tuple[list[dict], list[str], list[str]]:
-    """Records and notes of the classical methods, then of each model (label: its stem)."""
+    """Records and notes of the classical methods, then of each model (label: its stem).
+
+    With ``args.samples`` the models that can sample are swept with ``samples``.
+    """
     from mrirecon.evaluate import sweep
 
     common = {"mask_kind": "random", "seed": args.seed, "mask_repeats": args.mask_repeats,
               "device": device, "batch_size": args.batch_size}
     out = sweep(paths, args.accel, methods, **common)
-    records, notes, labels = list(out), list(out.notes), []
-    for checkpoint in args.model:
-        label = Path(checkpoint).stem
-        label = label if label not in (*methods, *labels) else f"{label}-{len(labels)}"
-        labels.append(label)
+    records, notes = list(out), list(out.notes)
+    labels = model_labels(args.model, methods)
+    for checkpoint, label in zip(args.model, labels, strict=True):
+        sampling = {"samples": args.samples} if args.samples and can_sample(checkpoint) else {}
         try:
-            out = sweep(paths, args.accel, ["zero-filled"], models=[checkpoint], **common)
+            out = sweep(paths, args.accel, ["zero-filled"], models=[checkpoint], **common,
+                        **sampling)
         except MriReconError as exc:
             notes.append(f"{label}: nothing computed ({exc})")
             continue
@@ -269,17 +305,27 @@ def _mean(values: list[float]) -> float | None:
     return float(np.mean(finite)) if finite else None
 
 
-def aggregate(records: list[dict], files: dict[Path, tuple[str, int]], methods: list[str],
-              accels: list[float], repeats: int, notes: list[str]
-              ) -> tuple[list[dict], list[dict]]:
-    """Per (domain, coil group, R, method) means and counts; per (group, R, method) gains."""
+CELL = ("domain", "coil_group", "acceleration", "method")
+
+
+def _cells(records: list[dict], files: dict[Path, tuple[str, int]]
+           ) -> tuple[dict[str, tuple[str, int]], dict[str, str], dict[tuple, list[dict]]]:
+    """By file name its (domain, coils) and coil group; the records of each :data:`CELL`."""
     meta = {p.name: v for p, v in files.items()}
-    skipped = {(n.split(": ")[0], n.split(": ")[1].split()[0]) for n in notes
-               if "needs multi-coil data" in n}
     group = {name: "single" if coils == 1 else "multi" for name, (_, coils) in meta.items()}
     cells: dict[tuple, list[dict]] = defaultdict(list)
     for r in records:
         cells[(meta[r["file"]][0], group[r["file"]], r["acceleration"], r["method"])].append(r)
+    return meta, group, cells
+
+
+def aggregate(records: list[dict], files: dict[Path, tuple[str, int]], methods: list[str],
+              accels: list[float], repeats: int, notes: list[str]
+              ) -> tuple[list[dict], list[dict]]:
+    """Per (domain, coil group, R, method) means and counts; per (group, R, method) gains."""
+    meta, group, cells = _cells(records, files)
+    skipped = {(n.split(": ")[0], n.split(": ")[1].split()[0]) for n in notes
+               if "needs multi-coil data" in n}
     expected: dict[tuple, int] = defaultdict(int)
     for (name, (domain, _)), accel, method in itertools.product(meta.items(), accels, methods):
         if (name, method) not in skipped:
@@ -288,8 +334,7 @@ def aggregate(records: list[dict], files: dict[Path, tuple[str, int]], methods: 
     for key in sorted(expected, key=lambda k: (ORDER.get(k[0], 99), k[0], k[1], k[2],
                                                methods.index(k[3]))):
         recs = cells.get(key, [])
-        rows.append({**dict(zip(("domain", "coil_group", "acceleration", "method"), key,
-                                strict=True)),
+        rows.append({**dict(zip(CELL, key, strict=True)),
                      "psnr_mean": _mean([r["psnr"] for r in recs]),
                      "ssim_mean": _mean([r["ssim"] for r in recs]), "records": len(recs),
                      "failed": expected[key] - len(recs),
@@ -312,6 +357,133 @@ def aggregate(records: list[dict], files: dict[Path, tuple[str, int]], methods: 
                         "domains": len(means), "psnr_gain_mean": _mean(list(means.values())),
                         "psnr_gain_min": means.get(worst), "worst_domain": worst})
     return rows, summary
+
+
+def samplers(records: list[dict], methods: list[str]) -> list[str]:
+    """The methods, in order, whose records carry calibration (samplers swept with samples)."""
+    found = {r["method"] for r in records if "within_2std" in r}
+    return [m for m in methods if m in found]
+
+
+def _worst(key: str) -> Callable[[float], float]:
+    """How bad a cell's value of ``key`` is (higher is worse), to pick the worst domain."""
+    from mrirecon.metrics import GAUSSIAN_COVERAGE
+
+    if key == "within_2std":  # too narrow or too wide alike
+        return lambda v: abs(v - GAUSSIAN_COVERAGE[2])
+    return (lambda v: -v) if key == "corr_std_error" else (lambda v: v)
+
+
+def calibration(records: list[dict], files: dict[Path, tuple[str, int]], rows: list[dict],
+                methods: list[str]) -> tuple[list[dict], list[dict]]:
+    """Per cell of the samplers the mean calibration; per (group, R, method) over domains.
+
+    A cell (a row of :func:`aggregate` for a sampler method) gets ``records`` and the mean over
+    its volumes of each :data:`~mrirecon.evaluate.CALIBRATION` field, of ``std_scale`` and the
+    ``_uncalibrated`` fields where its records have them (a checkpoint with a std calibration).
+    The summary has per (coil group, R, method) the number of ``domains`` and, for
+    ``within_2std``, ``calibration_error`` and ``corr_std_error``, ``{key}_mean``,
+    ``{key}_worst`` and ``{key}_worst_domain`` over domains (worst: the coverage furthest from
+    the Gaussian 0.954, the largest error, the smallest correlation).
+    """
+    from mrirecon.evaluate import CALIBRATION
+
+    _, _, cells = _cells(records, files)
+    sampled = samplers(records, methods)
+    out = []
+    for row in rows:
+        if row["method"] not in sampled:
+            continue
+        recs = cells.get(tuple(row[k] for k in CELL), [])
+        keys = [*CALIBRATION, *(f"{k}_uncalibrated" for k in CALIBRATION
+                                if any(f"{k}_uncalibrated" in r for r in recs)),
+                *(["std_scale"] if any("std_scale" in r for r in recs) else [])]
+        out.append({**{k: row[k] for k in CELL}, "records": len(recs),
+                    **{k: _mean([r.get(k) for r in recs]) for k in keys}})
+    by_cell: dict[tuple, list[dict]] = defaultdict(list)
+    for c in out:
+        by_cell[(c["coil_group"], c["acceleration"], c["method"])].append(c)
+    summary = []
+    for (grp, accel, method), domains in sorted(
+            by_cell.items(), key=lambda kv: (kv[0][:2], methods.index(kv[0][2]))):
+        entry: dict[str, Any] = {"coil_group": grp, "acceleration": accel, "method": method,
+                                 "domains": len(domains)}
+        for key in ("within_2std", "calibration_error", "corr_std_error"):
+            values = {c["domain"]: c[key] for c in domains if c[key] is not None}
+            worst = max(values, key=lambda d, bad=_worst(key): bad(values[d])) if values else None
+            entry |= {f"{key}_mean": _mean(list(values.values())),
+                      f"{key}_worst": values.get(worst), f"{key}_worst_domain": worst}
+        summary.append(entry)
+    return out, summary
+
+
+def targets(cells: list[dict], rows: list[dict], reference: str | None) -> dict[str, Any]:
+    """Pass/fail of :data:`TARGETS` per sampler cell of :func:`calibration`, and their counts.
+
+    Each cell has its ``within_2std``, ``corr_std_error``, ``psnr_mean`` (of the posterior mean)
+    and ``reference_psnr_mean`` (``reference``'s in the same cell, from :func:`aggregate`'s
+    rows) and ``passed``: ``coverage_2std``, ``corr_std_error``, ``psnr_vs_reference`` (``None``
+    where a value is missing; the PSNR one always without a reference) and ``all`` (every target
+    that applies passed). ``counts`` has per method the ``cells`` and per target how many
+    ``passed`` of those ``evaluated`` (``None`` for the PSNR target without a reference).
+    """
+    psnr = {tuple(r[k] for k in CELL): r["psnr_mean"] for r in rows}
+    (low, high), corr_min = TARGETS["within_2std"], TARGETS["corr_std_error"]
+    margin = TARGETS["psnr_below_reference_db"]
+    out, counts = [], {}
+    for c in cells:
+        key = tuple(c[k] for k in CELL)
+        mine = psnr.get(key)
+        ref = psnr.get((*key[:3], reference)) if reference is not None else None
+        cov, corr = c["within_2std"], c["corr_std_error"]
+        passed = {"coverage_2std": None if cov is None else low <= cov <= high,
+                  "corr_std_error": None if corr is None else corr >= corr_min,
+                  "psnr_vs_reference": None if mine is None or ref is None
+                  else mine >= ref - margin}
+        applies = [v for k, v in passed.items() if reference is not None
+                   or k != "psnr_vs_reference"]
+        passed["all"] = all(v is True for v in applies)
+        out.append({**{k: c[k] for k in CELL}, "within_2std": cov, "corr_std_error": corr,
+                    "psnr_mean": mine, "reference_psnr_mean": ref, "passed": passed})
+        count = counts.setdefault(c["method"], {"cells": 0})
+        count["cells"] += 1
+        for name, value in passed.items():
+            if name == "psnr_vs_reference" and reference is None:
+                count[name] = None
+                continue
+            tally = count.setdefault(name, {"passed": 0, "evaluated": 0})
+            tally["evaluated"] += value is not None
+            tally["passed"] += value is True
+    return {"reference_model": reference, "thresholds": TARGETS, "cells": out, "counts": counts}
+
+
+def _before_after(cell: dict, key: str, fmt: str) -> str | None:
+    """``before → after`` of a calibration field, or the one value when uncalibrated."""
+    after, before = cell.get(key), cell.get(f"{key}_uncalibrated")
+    if after is None:
+        return None
+    return (format(after, fmt) if before is None
+            else f"{format(before, fmt)} → {format(after, fmt)}")
+
+
+def calibration_markdown(cells: list[dict], checks: dict[str, Any]) -> str:
+    """The calibration table of :func:`calibration`'s cells and the target counts."""
+    table = [{**c, "within_2std": _before_after(c, "within_2std", ".3f"),
+              "calibration_error": _before_after(c, "calibration_error", ".3f")} for c in cells]
+    three = "{:.3f}".format
+    lines = [_common.markdown_table(table, [
+        ("domain", "domain"), ("coil_group", "coils"), ("acceleration", "R", "{:g}".format),
+        ("method", "method"), ("within_2std", "2-std coverage (before → after)"),
+        ("within_1std", "1-std coverage", three), ("within_3std", "3-std coverage", three),
+        ("calibration_error", "calibration error (before → after)"),
+        ("corr_std_error", "corr(std, |error|)", "{:.2f}".format)]), "",
+        "Coverage: fraction of pixels with |error| <= k std (Gaussian 0.683 / 0.954 / 0.997), "
+        "before → after the checkpoint's std calibration; mean over files x volumes x masks."]
+    for method, count in checks["counts"].items():
+        parts = [f"{name} {c['passed']}/{c['evaluated']}" for name, c in count.items()
+                 if isinstance(c, dict)]
+        lines.append(f"Targets, {method} ({count['cells']} cells): {', '.join(parts)}.")
+    return "\n".join(["", *lines, ""])
 
 
 def markdown(rows: list[dict], summary: list[dict], methods: list[str]) -> str:
@@ -352,6 +524,20 @@ def run(args: argparse.Namespace) -> None:
     for checkpoint in args.model:
         if not Path(checkpoint).is_file():
             raise SystemExit(f"error: --model {checkpoint}: file not found")
+    labels = model_labels(args.model, methods)
+    if args.reference_model is not None and args.reference_model not in labels:
+        raise SystemExit(f"error: --reference-model {args.reference_model!r}: not the label of "
+                         f"a --model (labels: {', '.join(labels) or 'none'})")
+    if args.samples is not None:
+        from mrirecon.recon.posterior import check_sampling
+
+        try:
+            check_sampling(args.samples, 1.0, None)
+        except MriReconError as exc:
+            raise SystemExit(f"error: {exc}") from None
+        if not any(can_sample(c) for c in args.model):
+            raise SystemExit(f"error: --samples {args.samples} needs a --model that can sample "
+                             "(a cinn.v1 checkpoint)")
     check_writable([p for p in (args.json_out, args.markdown) if p], args.overwrite)
     files = suite_files(Path(args.suite_dir), args.files)
     device = _common.setup(args)
@@ -359,16 +545,23 @@ def run(args: argparse.Namespace) -> None:
     records, notes, labels = sweep_all(list(files), args, methods, device)
     columns = [*methods, *labels]
     rows, summary = aggregate(records, files, columns, args.accel, args.mask_repeats, notes)
+    calib, calib_summary = calibration(records, files, rows, columns)
+    checks = targets(calib, rows, args.reference_model)
     settings = {"suite_dir": args.suite_dir, "files": sorted(p.name for p in files),
                 "methods": methods, "models": dict(zip(labels, args.model, strict=True)),
                 "accelerations": args.accel, "mask_kind": "random",
                 "center_fraction": "0.32 / R (fastMRI's 0.08 at 4x, 0.04 at 8x)",
                 "mask_repeats": args.mask_repeats, "seed": args.seed,
-                "batch_size": args.batch_size}
+                "batch_size": args.batch_size, "samples": args.samples,
+                "reference_model": args.reference_model}
     report = json_safe({"benchmark": "generalisation", "suite": SUITE, "note": NOTE,
                         "machine": _common.machine(device), "settings": settings, "results": rows,
-                        "gain_vs_zero_filled": summary, "notes": notes, "records": records})
+                        "gain_vs_zero_filled": summary,
+                        "calibration": {"cells": calib, "summary": calib_summary},
+                        "targets": checks, "notes": notes, "records": records})
     text, table = json.dumps(report, indent=2), markdown(rows, summary, columns)
+    if calib:
+        table += calibration_markdown(calib, checks)
     print(text)
     for path, content in ((args.json_out, text + "\n"), (args.markdown, table)):
         if path:
@@ -396,6 +589,12 @@ def main() -> None:
     r.add_argument("--mask-repeats", type=int, default=4, help="masks per file and R")
     r.add_argument("--files", metavar="GLOB", help="only the suite files matching GLOB")
     r.add_argument("--batch-size", type=int, help="slices per call")
+    r.add_argument("--samples", type=int, metavar="N",
+                   help="posterior draws per slice of the models that can sample (cinn.v1), "
+                        "with their calibration [default: their posterior mean only]")
+    r.add_argument("--reference-model", metavar="LABEL",
+                   help="the --model (its file stem) whose PSNR the samplers' PSNR target is "
+                        "measured against [default: no PSNR target]")
     r.add_argument("--json-out", metavar="FILE", help="also write the JSON here")
     r.add_argument("--markdown", metavar="FILE", help="the markdown here, not on stderr")
     r.add_argument("--overwrite", action="store_true", help="replace --json-out/--markdown")

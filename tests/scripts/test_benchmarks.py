@@ -154,3 +154,96 @@ def test_generalisation_suite_run_reports_per_domain_and_paired_gains(simulated_
         assert summary["psnr_gain_mean"] == pytest.approx(sum(gains) / len(gains))
         assert summary["worst_domain"] == domain
     assert "| mr-small |" in (tmp_path / "suite.md").read_text()
+
+
+@pytest.fixture()
+def generalisation(monkeypatch):
+    """``scripts/bench/generalisation.py`` as a module (its ``_common`` importable)."""
+    import importlib.util
+
+    monkeypatch.syspath_prepend(str(SCRIPTS / "bench"))
+    spec = importlib.util.spec_from_file_location("generalisation",
+                                                  SCRIPTS / "bench" / "generalisation.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_generalisation_calibration_cells_columns_and_targets(generalisation) -> None:
+    """From fake records (no model run): a cell's calibration is the mean over its volumes (NaN
+    left out), before/after the std calibration where the records have both, the worst domain
+    is picked per field, and the targets pass or fail per cell, the PSNR one only against
+    ``--reference-model``."""
+    files = {Path("mr-small_c04.h5"): ("mr-small", 4), Path("epi_c01.h5"): ("epi", 1)}
+    psnr = {("mr-small_c04.h5", "zero-filled"): 25.0, ("mr-small_c04.h5", "irim"): 32.0,
+            ("mr-small_c04.h5", "cinn"): 31.8, ("epi_c01.h5", "zero-filled"): 24.0,
+            ("epi_c01.h5", "irim"): 30.0, ("epi_c01.h5", "cinn"): 29.0}
+    calibrated = {  # per file, the two masks' within_2std, corr, calibration error
+        "mr-small_c04.h5": [(0.94, 0.6, 0.02), (0.96, 0.7, 0.04)],
+        "epi_c01.h5": [(0.90, 0.3, 0.05), (0.88, math.nan, 0.07)]}
+    records = []
+    for (file, method), value in psnr.items():
+        for seed in (0, 1):
+            record = {"file": file, "method": method, "acceleration": 4.0, "mask_seed": seed,
+                      "psnr": value, "ssim": 0.8}
+            if method == "cinn":
+                within, corr, error = calibrated[file][seed]
+                record |= {"within_1std": within - 0.2, "within_2std": within,
+                           "within_3std": 0.99, "corr_std_error": corr,
+                           "calibration_error": error, "mean_std": 0.01}
+                if file == "mr-small_c04.h5":  # the same draws before a std scale of 1.5
+                    record |= {"std_scale": 1.5, "within_2std_uncalibrated": within - 0.14,
+                               "calibration_error_uncalibrated": error + 0.08}
+            records.append(record)
+    methods = ["zero-filled", "irim", "cinn"]
+    rows, _ = generalisation.aggregate(records, files, methods, [4.0], 2, [])
+    cells, summary = generalisation.calibration(records, files, rows, methods)
+    assert [(c["domain"], c["method"]) for c in cells] == [("epi", "cinn"), ("mr-small", "cinn")]
+    epi, small = cells  # in the suite's domain order
+    assert small["records"] == 2 and small["std_scale"] == pytest.approx(1.5)
+    assert small["within_2std"] == pytest.approx(0.95)
+    assert small["within_2std_uncalibrated"] == pytest.approx(0.81)
+    assert small["calibration_error"] == pytest.approx(0.03)
+    assert epi["corr_std_error"] == pytest.approx(0.3)  # the NaN left out
+    assert "std_scale" not in epi and "within_2std_uncalibrated" not in epi
+    assert [(s["coil_group"], s["domains"]) for s in summary] == [("multi", 1), ("single", 1)]
+    assert summary[1]["within_2std_worst_domain"] == "epi"
+    assert summary[1]["corr_std_error_worst"] == pytest.approx(0.3)
+
+    table = generalisation.calibration_markdown(cells, generalisation.targets(cells, rows, None))
+    assert "| mr-small | multi | 4 | cinn | 0.810 → 0.950 | 0.750 | 0.990 | 0.110 → 0.030 |" \
+        " 0.65 |" in table
+    assert "| epi | single | 4 | cinn | 0.890 | 0.690 | 0.990 | 0.060 | 0.30 |" in table
+
+    checks = generalisation.targets(cells, rows, "irim")
+    passed = {c["domain"]: c["passed"] for c in checks["cells"]}
+    assert passed["mr-small"] == {"coverage_2std": True, "corr_std_error": True,
+                                  "psnr_vs_reference": True, "all": True}  # 31.8 >= 32 - 0.5
+    assert passed["epi"] == {"coverage_2std": False, "corr_std_error": False,
+                             "psnr_vs_reference": False, "all": False}
+    assert checks["cells"][1]["reference_psnr_mean"] == pytest.approx(32.0)
+    assert checks["counts"]["cinn"] == {
+        "cells": 2, "coverage_2std": {"passed": 1, "evaluated": 2},
+        "corr_std_error": {"passed": 1, "evaluated": 2},
+        "psnr_vs_reference": {"passed": 1, "evaluated": 2}, "all": {"passed": 1, "evaluated": 2}}
+    alone = generalisation.targets(cells, rows, None)
+    assert alone["cells"][1]["passed"]["psnr_vs_reference"] is None
+    assert alone["cells"][1]["passed"]["all"] is True
+    assert alone["counts"]["cinn"]["psnr_vs_reference"] is None
+    # a sweep without samples: no calibration cells, the markdown as before
+    plain = [r for r in records if r["method"] != "cinn"]
+    rows, _ = generalisation.aggregate(plain, files, methods[:2], [4.0], 2, [])
+    assert generalisation.calibration(plain, files, rows, methods[:2]) == ([], [])
+
+
+def test_generalisation_run_rejects_a_bad_reference_and_samples_without_a_sampler(
+        tiny_checkpoints, tmp_path) -> None:
+    """Both are refused before any sweep: a ``--reference-model`` that labels no ``--model``,
+    and ``--samples`` with no ``--model`` that can sample."""
+    irim = str(tiny_checkpoints["irim"])
+    for extra, message in ((["--reference-model", "nope"], "not the label of a --model"),
+                           (["--samples", "4"], "needs a --model that can sample")):
+        out = subprocess.run([sys.executable, str(SCRIPTS / "bench/generalisation.py"), "run",
+                              str(tmp_path), "--model", irim, *extra], capture_output=True,
+                             text=True, timeout=120)
+        assert out.returncode != 0 and message in out.stderr and not out.stdout
