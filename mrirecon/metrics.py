@@ -58,7 +58,8 @@ WIN_SIZE = 7
 K1 = 0.01
 K2 = 0.03
 #: The keys :func:`calibration` returns, in table order.
-CALIBRATION_KEYS = ("corr_std_error", "within_1std", "within_2std", "mean_std")
+CALIBRATION_KEYS = ("corr_std_error", "within_1std", "within_2std", "within_3std",
+                    "calibration_error", "mean_std")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -30,22 +30,6 @@ from mrirecon.sampling.seeding import seed_from_name
 IMAGE_SUFFIXES = (".nii", ".nii.gz", ".dcm", ".ima")
 
 
-def expand_inputs(paths: list[Path]) -> list[Path]:
-    """Files and folders -> the image inputs they hold.
-
-    A folder holding NIfTI files gives each of them; any other folder is one DICOM input (its
-    series are resolved by the DICOM reader).
-    """
-    out: list[Path] = []
-    for path in map(Path, paths):
-        if path.is_dir():
-            niftis = sorted(p for p in path.rglob("*") if p.name.endswith((".nii", ".nii.gz")))
-            out.extend(niftis or [path])
-        else:
-            out.append(path)
-    return out
-
-
 def output_name(path: Path) -> str:
     """``brain.nii.gz`` -> ``brain.h5``; a DICOM folder ``series1/`` -> ``series1.h5``."""
     name = path.resolve().name if path.is_dir() else path.name

@@ -12,8 +12,9 @@ from mrirecon.cli._options import float_values
 
 
 def calibrate_command(
-    model: Annotated[Path, typer.Argument(help="A cINN checkpoint (.safetensors).",
-                                          show_default=False)],
+    model: Annotated[Path, typer.Argument(
+        help="A cINN checkpoint (.safetensors), or default-cinn for the shipped one.",
+        show_default=False)],
     data: Annotated[list[Path], typer.Argument(
         help="Fully sampled fastMRI HDF5 files (or folders of them) to calibrate on; keep them "
         "apart from the data you validate on.", show_default=False)],
@@ -42,10 +43,12 @@ def calibrate_command(
     from mrirecon.calibrate import calibrate_checkpoint
     from mrirecon.device import resolve_device
     from mrirecon.io.predictions import hdf5_files
+    from mrirecon.models.default import resolve_model
 
     accels = float_values(accel or ["4", "8"], "--accel")
     paths = [f for p in data for f in (hdf5_files(p) if p.is_dir() else [p])]
-    result = calibrate_checkpoint(model, paths, out, accelerations=accels, samples=samples,
+    result = calibrate_checkpoint(resolve_model(model), paths, out, accelerations=accels,
+                                  samples=samples,
                                   seed=seed, device=resolve_device(device),
                                   batch_size=batch_size, overwrite=overwrite,
                                   progress=lambda what: info(f"sampling {what}"))

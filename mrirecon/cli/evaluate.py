@@ -25,19 +25,21 @@ from mrirecon.sampling.spec import MaskKind
 
 def evaluate_command(
     data: Annotated[list[Path] | None, typer.Argument(
-        help="Sweep mode: fully sampled fastMRI k-space files, or DICOM/NIfTI images (simulated "
-        "first).", show_default=False, metavar="DATA")] = None,
+        help="Sweep mode: fully sampled fastMRI k-space files or folders of them, or DICOM/NIfTI "
+        "images (simulated first); - reads paths from stdin.", show_default=False,
+        metavar="DATA")] = None,
     accel: Annotated[list[str] | None, typer.Option(
-        "--accel", help="Accelerations to sweep: repeat (--accel 2 --accel 4) or list "
-        "(--accel 2,4,8) \\[default: 4].", show_default=False, metavar="R[,R...]")] = None,
+        "--accel", help="Sweep mode: accelerations to sweep, repeat (--accel 2 --accel 4) or "
+        "list (--accel 2,4,8) \\[default: 4]. Files mode: only predictions made at this one "
+        "acceleration.", show_default=False, metavar="R[,R...]")] = None,
     methods: Annotated[list[str] | None, typer.Option(
         "--methods", help="Methods to sweep: zero-filled, sense, cs; repeat or list "
         "(--methods zero-filled,sense,cs) \\[default: zero-filled].", show_default=False,
         metavar="METHOD[,METHOD...]")
     ] = None,
     model: Annotated[list[Path] | None, typer.Option(
-        "--model", help="Sweep mode: also evaluate this RIM/i-RIM/cINN checkpoint (repeatable).",
-        show_default=False)] = None,
+        "--model", help="Sweep mode: also evaluate this RIM/i-RIM/cINN checkpoint, or a shipped "
+        "one by name (default, default-cinn); repeatable.", show_default=False)] = None,
     samples: Annotated[int | None, typer.Option(
         "--samples", help="Sweep mode: cINN models draw N posterior samples; also score how "
         "well their std predicts the error (corr(std,|err|), fraction within 1 and 2 std) "
@@ -68,8 +70,8 @@ def evaluate_command(
         "--targets", help="Files mode: folder of target .h5 files of the same names.",
         show_default=False)] = None,
     acceleration: Annotated[float | None, typer.Option(
-        "--acceleration", help="Files mode: only predictions made at this acceleration.",
-        show_default=False)] = None,
+        "--acceleration", help="The old spelling of --accel (files mode); kept for one release.",
+        show_default=False, hidden=True)] = None,
     acquisition: Annotated[str | None, typer.Option(
         "--acquisition", help="Files mode: only targets of this acquisition (e.g. CORPD_FBK).",
         show_default=False)] = None,
@@ -85,24 +87,29 @@ def evaluate_command(
     """Evaluate reconstructions (fastMRI NMSE, PSNR, SSIM; mean and 95% CI over volumes).
 
     Sweep mode: mrirecon evaluate DATA... --accel 2,4,8 --methods zero-filled,cs -o report/.
-    Files mode: mrirecon evaluate --predictions recon/ --targets data/ [--acceleration 4].
-    Exit codes: 0 all good, 1 a --fail-below threshold missed or a runtime error, 2 usage error.
+    Files mode: mrirecon evaluate --predictions recon/ --targets data/ [--accel 4].
+    A file the sweep cannot score is reported in one line and left out; the others are scored.
+    Exit codes: 0 all good, 1 a --fail-below threshold missed, a file skipped or a runtime
+    error, 2 usage error.
     """
     from mrirecon import evaluate, report
     from mrirecon.fileutil import check_writable
 
     sweep_mode = bool(data)
+    paths: list[Path] = []
+    skipped: list[dict[str, str]] = []  # sweep mode: files that could not be scored
     if sweep_mode and (predictions or targets):
         raise UsageError("give either DATA files (sweep mode) or --predictions and --targets "
                          "(files mode), not both")
     if not sweep_mode and not (predictions and targets):
         raise UsageError("give DATA files to sweep, or both --predictions and --targets")
-    if sweep_mode and (acceleration is not None or acquisition is not None):
-        raise UsageError("--acceleration and --acquisition filter files mode; in sweep mode "
-                         "use --accel")
-    if not sweep_mode and (accel or methods or model or mask_repeats > 1):
-        raise UsageError("--accel, --methods, --model and --mask-repeats belong to sweep mode "
-                         "(DATA files); in files mode use --acceleration")
+    if acceleration is not None:  # the old spelling of --accel
+        accel = [*(accel or []), repr(acceleration)]
+    if sweep_mode and acquisition is not None:
+        raise UsageError("--acquisition filters files mode (--predictions/--targets)")
+    if not sweep_mode and (methods or model or mask_repeats > 1):
+        raise UsageError("--methods, --model and --mask-repeats belong to sweep mode "
+                         "(DATA files)")
     if not sweep_mode and samples is not None:
         raise UsageError("--samples belongs to sweep mode (DATA files with a cINN --model)")
     if samples is not None:
@@ -112,9 +119,14 @@ def evaluate_command(
     if fail_below is not None:
         evaluate.parse_thresholds(fail_below)  # a bad spec fails before any work
     if sweep_mode:
+        from mrirecon.io.inputs import expand_inputs
+
         accels, names = evaluate.check_sweep_options(
             float_values(accel or ["4"], "--accel"), split_values(methods or ["zero-filled"]),
             mask_kind=mask_kind.value, center_fraction=center_fraction)
+        paths = expand_inputs(data or [])  # a mixed or empty folder stops here
+    else:
+        file_accel = _one_acceleration(accel)
     plots = report.plots_available()
     if report_dir is not None:
         check_writable(report.report_files(report_dir, accels if sweep_mode else [],
@@ -130,29 +142,34 @@ def evaluate_command(
             models=model or (), samples=samples, temperature=temperature,
             sample_seed=sample_seed)
         with _progress() as step:
-            swept = evaluate.sweep(data or [], accels, names, options=options, progress=step)
+            swept = evaluate.sweep(paths, accels, names, options=options, progress=step,
+                                   on_error=lambda path, exc: skipped.append(_skip(path, exc)))
         records: list[dict[str, Any]] = swept
         notes, panels, panel_file = swept.notes, swept.panels, swept.panel_file
         pixels = swept.calibration_pixels
     else:
         assert predictions is not None and targets is not None  # files mode: both given (above)
-        records = evaluate.compare_files(predictions, targets, acceleration=acceleration,
+        records = evaluate.compare_files(predictions, targets, acceleration=file_accel,
                                          acquisition=acquisition)
         notes, panels, panel_file, pixels = [], {}, None, {}
     for note in notes:
         info(f"[yellow]warning:[/] {note}")
+    skip_notes = ([f"{len(skipped)} of {len(paths)} files skipped: "
+                   + "; ".join(f"{s['file']} ({s['error']})" for s in skipped)]
+                  if skipped else [])
     summary = evaluate.summarize_records(records)
     failures = evaluate.check_thresholds(summary, fail_below) if fail_below else []
     written: list[Path] = []
     if report_dir is not None:
         written = report.write_report(report_dir, records, summary, panels=panels,
-                                      panel_file=panel_file, notes=notes,
+                                      panel_file=panel_file, notes=[*notes, *skip_notes],
                                       calibration_pixels=pixels, overwrite=overwrite)
         if not plots:
             info("matplotlib is not installed: plots and panels skipped (pip install matplotlib)")
     if json_out:
         emit_json(report.json_safe({"summary": summary, "records": list(records),
-                                    "notes": notes, "failed_thresholds": failures,
+                                    "notes": notes, "skipped": skipped,
+                                    "failed_thresholds": failures,
                                     "report_files": [str(p) for p in written]}))
     else:
         calibrated = any(f"{evaluate.CALIBRATION[0]}_mean" in r for r in summary)
@@ -164,7 +181,27 @@ def evaluate_command(
             info(f"report: {len(written)} files in {report_dir}")
     for failure in failures:
         error_line(f"threshold missed: {failure}")
-    return 1 if failures else 0
+    if skipped:
+        info(f"{len(skipped)} of {len(paths)} files skipped")
+    return 1 if failures or skipped else 0
+
+
+def _one_acceleration(accel: list[str] | None) -> float | None:
+    """Files mode's ``--accel``: one acceleration to filter on, or ``None``."""
+    if not accel:
+        return None
+    values = list(dict.fromkeys(float_values(accel, "--accel")))
+    if len(values) > 1:
+        raise UsageError("files mode filters on one acceleration; got --accel "
+                         f"{','.join(f'{v:g}' for v in values)}")
+    return values[0]
+
+
+def _skip(path: Path, exc: Exception) -> dict[str, str]:
+    """Report a file the sweep cannot score in one line; its record for the summary."""
+    error_line(str(exc) if str(path) in str(exc) or path.name in str(exc)
+               else f"{path}: {exc}")
+    return {"file": str(path), "error": " ".join(str(exc).split())}
 
 
 def _pm(row: dict[str, Any], metric: str, fmt: str) -> str:

@@ -12,8 +12,9 @@ from mrirecon.errors import MriReconError
 
 
 def info_command(
-    files: Annotated[list[Path], typer.Argument(help="fastMRI HDF5, NIfTI or DICOM files/folders.",
-                                                show_default=False)],
+    files: Annotated[list[Path], typer.Argument(
+        help="fastMRI HDF5, NIfTI or DICOM files or folders; - reads paths from stdin.",
+        show_default=False)],
     series: Annotated[
         str | None, typer.Option("--series", help="DICOM SeriesInstanceUID to describe.")
     ] = None,
@@ -25,9 +26,10 @@ def info_command(
     code 1.
     """
     from mrirecon.io.info import file_info, info_line
+    from mrirecon.io.inputs import expand_inputs
 
     records, failed = [], 0
-    for path in files:
+    for path in expand_inputs(files):
         try:
             record = file_info(path, series=series)
         except MriReconError as exc:

@@ -10,19 +10,22 @@ import typer
 from mrirecon.cli._console import emit_json, print_table
 
 
-def _checkpoint_record(path: Path) -> dict[str, Any]:
+def _checkpoint_record(path: Path, alias: str | None = None) -> dict[str, Any]:
+    """What a checkpoint declares; ``alias``: its ``--model`` name if it is a shipped one."""
     from mrirecon.models.checkpoint import read_metadata
     from mrirecon.models.domain import describe
 
     meta = read_metadata(path)
     domain = (meta.get("extra") or {}).get("domain")
-    return {"file": str(path), "name": meta.get("name"), "domain": domain,
-            "domain_summary": describe(domain)}
+    record = {"file": str(path), "name": meta.get("name"), "domain": domain,
+              "domain_summary": describe(domain)}
+    return record if alias is None else {"alias": alias, **record}
 
 
 def models_command(
     checkpoints: Annotated[list[Path] | None, typer.Argument(
-        help="Checkpoints to describe (default: the shipped ones).", metavar="[CHECKPOINT]...",
+        help="Checkpoints to describe, or the shipped ones' names (default, default-cinn) "
+        "\\[default: the shipped ones].", metavar="[CHECKPOINT]...",
         show_default=False)] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON records.")] = False,
 ) -> None:
@@ -30,18 +33,22 @@ def models_command(
 
     Models are listed by their versioned names (for --model checkpoints). A checkpoint's domain
     is the coils, matrix sizes, accelerations, mask kinds and data sources it was trained on
-    (reconstruct and evaluate warn outside it).
+    (reconstruct and evaluate warn outside it). The shipped checkpoints are listed with their
+    names (--model default, --model default-cinn) and paths.
     """
-    from mrirecon.models.default import shipped_checkpoints
+    from mrirecon.models.default import resolve_model, shipped_names
     from mrirecon.models.registry import list_models
 
-    ckpts = [_checkpoint_record(p) for p in (checkpoints or shipped_checkpoints())]
-    if checkpoints:
+    if checkpoints:  # a shipped one's name is described under that name
+        resolved = [(resolve_model(p), p) for p in checkpoints]
+        ckpts = [_checkpoint_record(path, None if path == p else str(p)) for path, p in resolved]
         if json_out:
             emit_json(ckpts)
         else:
             _print_checkpoints(ckpts)
         return
+    ckpts = [_checkpoint_record(path, alias) for alias, path in shipped_names().items()
+             if path.is_file()]
     records = list_models()
     for record in records:
         record["shipped"] = [c for c in ckpts if c["name"] == record["name"]]
@@ -53,10 +60,11 @@ def models_command(
          r["description"],
          ", ".join(f"{k}={v}" for k, v in r.get("defaults", {}).items()) or r.get("error", "")]
         for r in records])
-    _print_checkpoints(ckpts, title="shipped checkpoints")
+    print_table(["--model", "model", "training domain", "path"],
+                [[c["alias"], c["name"], c["domain_summary"], c["file"]] for c in ckpts],
+                title="shipped checkpoints")
 
 
-def _print_checkpoints(ckpts: list[dict[str, Any]], title: str | None = None) -> None:
+def _print_checkpoints(ckpts: list[dict[str, Any]]) -> None:
     print_table(["checkpoint", "model", "training domain"],
-                [[Path(c["file"]).name, c["name"], c["domain_summary"]] for c in ckpts],
-                title=title)
+                [[Path(c["file"]).name, c["name"], c["domain_summary"]] for c in ckpts])

@@ -42,7 +42,8 @@ def _print_records(records: list[dict[str, Any]]) -> None:
 
 # Options of reconstruct_command, one alias each (the help texts are the CLI's).
 _Inputs = Annotated[list[Path], typer.Argument(
-    help="fastMRI HDF5 k-space files; DICOM or NIfTI images are simulated first.",
+    help="fastMRI HDF5 k-space files, or folders of them; DICOM or NIfTI images are "
+    "simulated first; - reads paths from stdin.",
     show_default=False)]
 _OutDir = Annotated[Path, typer.Option("--output", "-o", help="Output folder.",
     show_default=False)]
@@ -50,7 +51,8 @@ _Method = Annotated[Method | None, typer.Option(
     "--method", help="A classical method instead of a learned model \\[default: the shipped "
     "i-RIM, see --model].", show_default=False)]
 _Model = Annotated[Path | None, typer.Option(
-    "--model", help="A trained RIM, i-RIM or cINN checkpoint (.safetensors) \\[default: "
+    "--model", help="A trained RIM, i-RIM or cINN checkpoint (.safetensors), or a shipped one "
+    "by name (default, default-cinn) \\[default: "
     "the shipped i-RIM, or with --samples the shipped cINN, when no --method is given].",
     show_default=False)]
 _Accel = Annotated[float, typer.Option("--accel", help="Acceleration for fully sampled "
@@ -130,6 +132,7 @@ def reconstruct_command(
     """
     from mrirecon.device import resolve_device
     from mrirecon.inference import read_input
+    from mrirecon.io.inputs import expand_inputs
     from mrirecon.recon.methods import build_reconstructor
     from mrirecon.sampling import MaskOptions
 
@@ -137,6 +140,7 @@ def reconstruct_command(
         raise InvalidParameterError("--save-samples needs --samples N")
     options = MaskOptions(kind=mask_kind, acceleration=accel, center_fraction=center_fraction,
                           seed=seed, mask_file=mask_file)  # checked before any file is touched
+    paths = expand_inputs(inputs)  # a mixed or empty folder stops here, nothing written
     reconstructor = build_reconstructor(
         method, model=model, device=resolve_device(device), batch_size=batch_size, amp=amp,
         samples=samples, temperature=temperature, sample_batch=sample_batch,
@@ -144,7 +148,7 @@ def reconstruct_command(
     read = partial(read_input, out_dir=out_dir, options=options,
                    fmt=_FORMATS[fmt] if fmt else None, series=series, overwrite=overwrite,
                    posterior=samples is not None, keep_samples=save_samples, in_memory=prefetch)
-    records, failed = _run(inputs, reconstructor, read, overwrite=overwrite, prefetch=prefetch)
+    records, failed = _run(paths, reconstructor, read, overwrite=overwrite, prefetch=prefetch)
     if json_out:
         emit_json(records)
     else:

@@ -13,7 +13,8 @@ from mrirecon.cli._console import emit_json, info, print_table
 
 def simulate_command(
     inputs: Annotated[list[Path], typer.Argument(
-        help="DICOM files or series folders, NIfTI files, or folders of NIfTI files.",
+        help="DICOM files or series folders, NIfTI files or folders of them; - reads paths "
+        "from stdin.",
         show_default=False)],
     out_dir: Annotated[Path, typer.Option("--output", "-o", help="Folder for the .h5 files.",
                                           show_default=False)],
@@ -36,16 +37,18 @@ def simulate_command(
     input with the ESC (one coil) or RSS target and the true matrix and field of view. The
     inputs are magnitude images: the k-space is simulated, and the files say so.
     """
+    from mrirecon.io.inputs import expand_inputs
     from mrirecon.physics.simulate import SimulationParams
-    from mrirecon.simulation import expand_inputs, simulate_file
+    from mrirecon.simulation import simulate_file
 
+    paths = expand_inputs(inputs)  # a mixed or empty folder stops here, nothing written
     params = SimulationParams(coils=coils, noise=noise, seed=seed)
 
     def job(path: Path) -> dict:
         return simulate_file(path, out_dir, params, matrix=matrix, series=series,
                              overwrite=overwrite)
 
-    records, failed = run_batch(expand_inputs(inputs), job, "simulating")
+    records, failed = run_batch(paths, job, "simulating")
     if json_out:
         emit_json(records)
     else:

@@ -12,7 +12,7 @@ their error (:func:`mrirecon.metrics.calibration`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,9 +48,10 @@ class SweepOptions:
         of method names and ``models``, and the zero-filled one of the panels).
     models
         Checkpoints of learned models to sweep too, after the methods; each is a method named
-        by its registry name (``rim.v1``, ``irim.v1``, ``cinn.v1``). A posterior sampler
-        (``cinn.v1``) is scored on its posterior mean: of its default number of draws when
-        ``samples`` is ``None``.
+        by its registry name (``rim.v1``, ``irim.v1``, ``cinn.v1``), a shipped one given by
+        name as ``default (irim.v1)`` (:func:`~mrirecon.models.default.model_label`). A
+        posterior sampler (``cinn.v1``) is scored on its posterior mean: of its default number
+        of draws when ``samples`` is ``None``.
     samples, temperature, sample_seed
         With ``samples`` (>= 2), every sampler swept draws that many images per slice at this
         temperature with this seed (:meth:`~mrirecon.recon.posterior.PosteriorSampler.sample`);
@@ -176,6 +177,7 @@ def check_sweep_options(accelerations: Sequence[float],
 def sweep(paths: Sequence[str | Path], accelerations: Sequence[float],
           methods: Sequence[str | ReconstructorProtocol], *, options: SweepOptions | None = None,
           outputs: VolumeOutputs | None = None, progress: Progress | None = None,
+          on_error: Callable[[Path, MriReconError], None] | None = None,
           **settings: Any) -> SweepRecords:
     """Undersample fully sampled files at each acceleration, reconstruct with each method, score.
 
@@ -195,6 +197,11 @@ def sweep(paths: Sequence[str | Path], accelerations: Sequence[float],
         Also write every volume scored (:class:`VolumeOutputs`); default write nothing.
     progress
         Called as ``progress(done, total, description)`` after each (file, rate, mask).
+    on_error
+        Called as ``on_error(path, error)`` for a file that cannot be scored (a
+        :class:`~mrirecon.errors.MriReconError` while reading or scoring it); the sweep leaves
+        that file out (none of its records, panels or calibration pixels) and goes on. Default:
+        the error stops the sweep.
     **settings
         :class:`SweepOptions` fields as keywords (``seed=1``), replacing those of ``options``.
 
@@ -229,10 +236,23 @@ def sweep(paths: Sequence[str | Path], accelerations: Sequence[float],
     opts = replace(options or SweepOptions(), **settings)
     run = _Sweep(accelerations, methods, opts, outputs, paths)
     run.step(0, Path(paths[0]).name if paths else "", progress)
-    for path in map(Path, paths):
-        run.file(path, progress)
+    per_file, failed = len(run.accels) * opts.mask_repeats, 0
+    for index, path in enumerate(map(Path, paths)):
+        if on_error is None:
+            run.file(path, progress)
+            continue
+        kept = run.keep()
+        try:
+            run.file(path, progress)
+        except MriReconError as exc:  # this file is left out; the others are scored
+            run.restore(kept)
+            on_error(path, exc)
+            failed += 1
+            run.step((index + 1) * per_file, path.name, progress)
     if not run.out:
-        raise MriReconError(f"nothing to evaluate: {'; '.join(run.out.notes) or 'no input files'}")
+        why = "; ".join(run.out.notes) or (f"no file could be scored ({failed} failed)" if failed
+                                           else "no input files")
+        raise MriReconError(f"nothing to evaluate: {why}")
     return run.out
 
 
@@ -243,6 +263,7 @@ class _Sweep:
                  methods: Sequence[str | ReconstructorProtocol],
                  opts: SweepOptions, outputs: VolumeOutputs | None,
                  paths: Sequence[str | Path]) -> None:
+        from mrirecon.models.default import model_label
         from mrirecon.recon.methods import build_reconstructor
 
         self.accels, chosen = check_sweep_options(accelerations, methods,
@@ -257,9 +278,9 @@ class _Sweep:
         for m in chosen:  # names are built, reconstructors kept
             self.recons[m if isinstance(m, str) else m.name] = (
                 build_reconstructor(m, **build) if isinstance(m, str) else m)
-        for checkpoint in opts.models:
+        for checkpoint in opts.models:  # a shipped one by name: "default (irim.v1)"
             learned = build_reconstructor(model=checkpoint, **build)
-            self.recons[learned.name] = learned
+            self.recons[model_label(checkpoint, learned.name)] = learned
         self.samplers = _samplers(self.recons, opts)
         self.rng = np.random.default_rng(0)  # the reliability plot's pixel subsample
         self.zero_filled = self.recons.get("zero-filled") or build_reconstructor(
@@ -274,6 +295,19 @@ class _Sweep:
 
             check_writable([self.output(outputs, p, m, a, s) for p in paths for m in self.recons
                             for a in self.accels for s in self.seeds], outputs.overwrite)
+
+    def keep(self) -> tuple[int, dict[float, dict[str, np.ndarray]], str | None, dict[Any, Any]]:
+        """What :meth:`restore` needs to undo a file's records, panels and calibration pixels."""
+        out = self.out
+        return len(out), dict(out.panels), out.panel_file, dict(out.calibration_pixels)
+
+    def restore(self, kept: tuple[int, dict[float, dict[str, np.ndarray]], str | None,
+                                  dict[Any, Any]]) -> None:
+        """Undo what a file that failed midway added (its notes stay)."""
+        count, panels, panel_file, pixels = kept
+        del self.out[count:]
+        self.out.panels, self.out.panel_file = panels, panel_file
+        self.out.calibration_pixels = pixels
 
     def step(self, done: int, description: str, progress: Progress | None) -> None:
         self.done = done

@@ -111,13 +111,16 @@ def load_reconstructor(path: str | Path, *, device: Any = "cpu", batch_size: int
                        amp: bool = False) -> LearnedReconstructor:
     """A :class:`LearnedReconstructor` from a checkpoint file (safetensors; never unpickled).
 
-    A :class:`PosteriorSampler` for a sampling model.
+    A :class:`PosteriorSampler` for a sampling model. ``path`` may name a shipped checkpoint
+    (``default``, ``default-cinn``: :func:`mrirecon.models.default.resolve_model`).
     """
     from mrirecon.models.checkpoint import load_checkpoint
+    from mrirecon.models.default import resolve_model
     from mrirecon.models.protocols import SamplingModel
     from mrirecon.recon.learned import LearnedReconstructor
     from mrirecon.recon.posterior import PosteriorSampler
 
+    path = resolve_model(path)
     model, meta = load_checkpoint(path, device=device)
     cls = PosteriorSampler if isinstance(model, SamplingModel) else LearnedReconstructor
     try:

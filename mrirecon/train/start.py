@@ -54,7 +54,9 @@ def from_init(cfg: TrainConfig) -> tuple[TrainConfig, nn.Module | None]:
     """
     if cfg.init is None or cfg.resume is not None:
         return cfg, None
-    initial, meta = load_checkpoint(cfg.init)
+    from mrirecon.models.default import resolve_model
+
+    initial, meta = load_checkpoint(resolve_model(cfg.init))  # a path, or default/default-cinn
     if meta["name"] != cfg.model:
         raise InvalidParameterError(f"init {cfg.init} holds {meta['name']}, but the "
                                     f"configuration trains {cfg.model}")
