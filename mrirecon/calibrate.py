@@ -26,8 +26,8 @@ PIXELS_PER_VOLUME = 100_000
 
 def calibration_ratios(paths: Sequence[Path], sampler: Any, accelerations: Sequence[float],
                        *, seed: int = 0, progress: Callable[[str], None] | None = None
-                       ) -> tuple[list[np.ndarray], int]:
-    """The ratio pixels of every (file, acceleration, slice), and the number of slices.
+                       ) -> tuple[dict[float, list[np.ndarray]], int]:
+    """The ratio pixels of every slice, by acceleration, and the number of slices.
 
     Parameters
     ----------
@@ -47,7 +47,7 @@ def calibration_ratios(paths: Sequence[Path], sampler: Any, accelerations: Seque
     from mrirecon.sampling import MaskOptions, draw_mask
 
     rng = np.random.default_rng(seed)
-    parts: list[np.ndarray] = []
+    parts: dict[float, list[np.ndarray]] = {float(a): [] for a in accelerations}
     slices = 0
     sampler.calibrated = False
     for path in paths:
@@ -69,7 +69,7 @@ def calibration_ratios(paths: Sequence[Path], sampler: Any, accelerations: Seque
             for i in range(kspace.n_slices):
                 r = ratios(posterior.mean.data[i] - reference[i], posterior.std.data[i])
                 keep = rng.choice(r.size, min(r.size, per_slice), replace=False)
-                parts.append(r[np.sort(keep)])
+                parts[float(accel)].append(r[np.sort(keep)])
         slices += kspace.n_slices
     return parts, slices
 
@@ -113,7 +113,7 @@ def calibrate_checkpoint(model: Path, paths: Sequence[Path], out: Path, *,
     from mrirecon.models.checkpoint import load_checkpoint, save_checkpoint
     from mrirecon.recon.methods import build_reconstructor
     from mrirecon.recon.protocols import Sampler
-    from mrirecon.recon.uncertainty import Calibration, choose
+    from mrirecon.recon.uncertainty import Calibration, by_acceleration, choose
 
     check_writable([out], overwrite)
     sampler = build_reconstructor(model=model, device=device, batch_size=batch_size)
@@ -125,9 +125,10 @@ def calibrate_checkpoint(model: Path, paths: Sequence[Path], out: Path, *,
                                        progress=progress)
     if slices < 2:
         raise InvalidParameterError(f"a calibration set needs at least 2 slices, got {slices}")
-    method, scale, measured = choose(parts)
+    method, scale, measured = choose([p for rate in sorted(parts) for p in parts[rate]])
     calibration = Calibration(
         method, scale, created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        by_acceleration=by_acceleration(parts, method),
         data={"files": [Path(p).name for p in paths], "slices": slices,
               "accelerations": [float(a) for a in accelerations], "samples": samples,
               "seed": seed, "mask": "random, fastMRI centre fraction 0.32 / R, per-file seed"},

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from mrirecon.data import KSpace, Volume
+from mrirecon.data.masks import mask_statistics
 from mrirecon.errors import InvalidParameterError, MriReconError, one_line
 from mrirecon.models.protocols import SamplingModel
 from mrirecon.recon.learned import LearnedReconstructor
@@ -87,6 +88,7 @@ class PosteriorSampler(LearnedReconstructor):
         self.calibration = None if stored is None else Calibration.from_dict(stored)
         #: Apply :attr:`calibration` to the std maps (``False``: the raw std of the draws).
         self.calibrated = self.calibration is not None
+        self._acceleration: float | None = None  # of the input sampled last
         self.samples, self.temperature, self.seed = 2, 1.0, 0
         self._batch_request: int | None = None  # None: all samples at once
         self.configure(samples=samples, temperature=temperature, sample_batch=sample_batch,
@@ -104,14 +106,16 @@ class PosteriorSampler(LearnedReconstructor):
 
     @property
     def std_scale(self) -> float:
-        """The factor the std maps get: the calibration's scale, or 1."""
-        return self.calibration.scale if self.calibrated and self.calibration else 1.0
+        """The factor the std maps get (at the last sampled input's rate), or 1."""
+        if not (self.calibrated and self.calibration):
+            return 1.0
+        return self.calibration.scale_for(self._acceleration)
 
     @property
     def calibration_note(self) -> str:
-        """One line on the std maps: how they are calibrated, or that they are not."""
+        """One line on the std maps (of the last sampled input): how they are calibrated."""
         if self.calibrated and self.calibration is not None:
-            return self.calibration.note()
+            return self.calibration.note(self._acceleration)
         return "uncalibrated: the raw std of the draws"
 
     @property
@@ -144,11 +148,15 @@ class PosteriorSampler(LearnedReconstructor):
             return self._draw(k, mask, generator, keep_samples)
 
         outputs, seconds = self.run_slices(kspace, fn)
+        self._acceleration = None if kspace.mask is None else float(
+            mask_statistics(kspace.mask, kspace.shape[-2:])["achieved_acceleration"])
         cal = self.calibration if self.calibrated else None
         record = {"posterior": {"samples": self.samples, "temperature": self.temperature,
                                 "seed": self.seed, "sample_batch": self.sample_batch},
                   "calibration": ({"calibrated": False} if cal is None else
-                                  {"calibrated": True, "method": cal.method, "scale": cal.scale,
+                                  {"calibrated": True, "method": cal.method,
+                                   "scale": self.std_scale,
+                                   "by_acceleration": cal.by_acceleration,
                                    "data": cal.data, "created": cal.created}),
                   "sampled_slices_per_second": round(
                       self.samples * kspace.n_slices / max(seconds, 1e-9), 3)}

@@ -1,4 +1,4 @@
-"""Calibration of a posterior sampler's standard deviation: fit one scale, store it, apply it.
+"""Calibration of a posterior sampler's standard deviation: fit a scale, store it, apply it.
 
 A sampler's pixelwise std ``s`` is calibrated when ``|mean - reference| <= k s`` holds for the
 Gaussian fraction of pixels (:data:`mrirecon.metrics.GAUSSIAN_COVERAGE`: 68.3%, 95.4% and 99.7%
@@ -14,7 +14,8 @@ apart from validation (:func:`fit_scale`), from the ratios ``r = |error| / s`` o
 
 :func:`choose` fits both on one half of the calibration volumes, measures the calibration error
 (mean ``|coverage - nominal|`` at 1, 2 and 3 std) on the other half, and keeps the better
-method, refitted on all of them. The result, a :class:`Calibration`, is stored in the
+method, refitted on all of them, and also on each acceleration's slices alone (applied
+interpolated in ``log R``). The result, a :class:`Calibration`, is stored in the
 checkpoint's metadata (``extra["calibration"]``) and applied by
 :class:`~mrirecon.recon.posterior.PosteriorSampler` (the std is multiplied by ``scale``; the
 mean is untouched).
@@ -104,6 +105,10 @@ class Calibration:
     measured
         What choosing the method measured: calibration error of each method on the held-out
         half, and the coverage at 1, 2, 3 std before and after on all calibration pixels.
+    by_acceleration
+        The scale fitted on each acceleration's pixels alone (``{"4.0": c4, "8.0": c8}``): a cINN
+        is usually more overconfident at higher rates, so one pooled factor over-covers the low
+        rates and under-covers the high ones (:meth:`scale_for`).
     """
 
     method: str
@@ -111,6 +116,20 @@ class Calibration:
     data: dict[str, Any] = field(default_factory=dict)
     created: str = ""
     measured: dict[str, Any] = field(default_factory=dict)
+    by_acceleration: dict[str, float] = field(default_factory=dict)
+
+    def scale_for(self, acceleration: float | None) -> float:
+        """The factor for data at ``acceleration``.
+
+        Interpolated in ``log R`` between the rates fitted (:attr:`by_acceleration`), the
+        nearest one outside them; :attr:`scale` (the pooled fit) when none were fitted or the
+        rate is unknown.
+        """
+        if not self.by_acceleration or acceleration is None or not acceleration > 0:
+            return self.scale
+        rates = sorted((float(r), v) for r, v in self.by_acceleration.items())
+        x = [math.log(r) for r, _ in rates]
+        return float(np.interp(math.log(acceleration), x, [v for _, v in rates]))
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON metadata entry."""
@@ -129,17 +148,33 @@ class Calibration:
                 or not math.isfinite(scale) or scale <= 0):
             raise InvalidParameterError(f"calibration scale must be a finite number > 0, got "
                                         f"{scale!r}")
-        for key in ("data", "measured"):
+        for key in ("data", "measured", "by_acceleration"):
             if not isinstance(value.get(key, {}), dict):
                 raise InvalidParameterError(f"calibration {key} is not a JSON object")
+        rates = {}
+        for rate, factor in dict(value.get("by_acceleration", {})).items():
+            try:
+                r, c = float(rate), float(factor)
+            except (TypeError, ValueError):
+                r = c = math.nan
+            if not (r > 1 and math.isfinite(r) and math.isfinite(c) and c > 0):
+                raise InvalidParameterError(
+                    f"calibration by_acceleration entry {rate!r}: {factor!r} is not a rate > 1 "
+                    "with a finite scale > 0")
+            rates[str(r)] = c
         return cls(str(method), float(scale), dict(value.get("data", {})),
-                   str(value.get("created", "")), dict(value.get("measured", {})))
+                   str(value.get("created", "")), dict(value.get("measured", {})), rates)
 
-    def note(self) -> str:
-        """One line for pictures and tables: how the map was calibrated."""
+    def note(self, acceleration: float | None = None) -> str:
+        """One line for pictures and tables: how the map (at ``acceleration``) was calibrated."""
         day = self.created[:10] or "undated"
-        return (f"calibrated: std x {self.scale:.3g} ({self.method}, 2 std -> "
+        return (f"calibrated: std x {self.scale_for(acceleration):.3g} ({self.method}, 2 std -> "
                 f"{100 * GAUSSIAN_COVERAGE[FIT_K]:.1f}%, {day})")
+
+
+def by_acceleration(parts: dict[float, list[np.ndarray]], method: str) -> dict[str, float]:
+    """The scale of ``method`` fitted on each acceleration's slices alone."""
+    return {str(float(r)): fit_scale(np.concatenate(p), method) for r, p in sorted(parts.items())}
 
 
 def choose(parts: list[np.ndarray]) -> tuple[str, float, dict[str, Any]]:

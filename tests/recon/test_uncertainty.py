@@ -150,3 +150,16 @@ def test_a_checkpoint_with_malformed_calibration_is_one_line(simulated_scans, ti
                                  str(tmp_path / "r"), "--model", str(tiny_cinn), "--samples", "2"])
     assert result.exit_code != 0 and "Traceback" not in result.output
     assert "calibration scale" in result.stderr.strip().splitlines()[-1]
+
+
+def test_per_acceleration_scales_interpolate_in_log_r() -> None:
+    cal = Calibration("conformal", 1.5, by_acceleration={"4.0": 1.2, "8.0": 1.8})
+    assert cal.scale_for(4.0) == pytest.approx(1.2) and cal.scale_for(8.0) == pytest.approx(1.8)
+    assert cal.scale_for(math.sqrt(32)) == pytest.approx(1.5)  # halfway in log R
+    assert cal.scale_for(2.0) == pytest.approx(1.2) and cal.scale_for(16.0) == pytest.approx(1.8)
+    assert cal.scale_for(None) == 1.5
+    again = Calibration.from_dict(cal.to_dict())
+    assert again == cal
+    for bad in ({"4": -1.0}, {"x": 1.0}, {"0.5": 1.0}, {"4": "big"}):
+        with pytest.raises(InvalidParameterError, match="by_acceleration"):
+            Calibration.from_dict({**cal.to_dict(), "by_acceleration": bad})
