@@ -250,33 +250,51 @@ def draw_panel(images: Mapping[str, np.ndarray], scores: Mapping[str, Mapping[st
 
 def plot_calibration(pixels: Mapping[tuple[str, float], Mapping[str, Any]], path: str | Path, *,
                      bins: int = CALIBRATION_BINS) -> None:
-    """Reliability diagram: RMS error against mean predicted std, in quantile bins of the std.
+    """Reliability diagram and coverage: how well the predicted std matches the error.
 
     ``pixels`` maps ``(method, acceleration)`` to ``{"std": array, "error": array}`` (the
-    per-pixel predicted std and ``|mean - reference|``); each gets one curve of ``bins`` points
-    (:func:`mrirecon.metrics.reliability_curve`). A calibrated uncertainty follows ``y = x``;
-    points above it are over-confident, below it under-confident.
+    per-pixel predicted std and ``|mean - reference|``, plus ``std_scale`` when the sampler's
+    std was calibrated by that factor). Left: RMS error against mean predicted std in ``bins``
+    quantile bins of the std (:func:`mrirecon.metrics.reliability_curve`); a calibrated
+    uncertainty follows ``y = x``, points above it are over-confident. Right: the fraction of
+    pixels within 1, 2 and 3 std against the Gaussian 68.3 / 95.4 / 99.7%, after calibration
+    (filled) and before it (hollow, the std divided by ``std_scale``).
     """
-    from mrirecon.metrics import reliability_curve
+    from mrirecon.metrics import GAUSSIAN_COVERAGE, reliability_curve
 
-    fig = _figure(5.5, 4.5)
-    ax = fig.add_subplot()
+    fig = _figure(10.0, 4.5)
+    ax, cov = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     top = 0.0
+    ks = np.array([1, 2, 3])
     for (method, accel), group in sorted(pixels.items(), key=lambda kv: (kv[0][0], kv[0][1])):
-        if np.size(group["std"]) == 0:
+        std, error = np.asarray(group["std"]), np.asarray(group["error"])
+        if std.size == 0:
             continue
-        x, y = reliability_curve(group["std"], group["error"], bins)
-        ax.plot(x, y, marker="o", label=f"{method}, R={accel:g}")
+        x, y = reliability_curve(std, error, bins)
+        line, = ax.plot(x, y, marker="o", label=f"{method}, R={accel:g}")
         top = max(top, float(np.max(x)), float(np.max(y)))
+        cov.plot(ks, [np.mean(error <= k * std) for k in ks], marker="o",
+                 color=line.get_color(), label=f"{method}, R={accel:g}")
+        scale = group.get("std_scale")
+        if scale:
+            cov.plot(ks, [np.mean(error <= k * std / scale) for k in ks], marker="o",
+                     linestyle=":", markerfacecolor="none", color=line.get_color(),
+                     label=f"{method}, R={accel:g}, before calibration")
     if top > 0:
         ax.plot([0, top], [0, top], "k--", linewidth=1, label="y = x (calibrated)")
         ax.legend(fontsize=8)
+        cov.plot(ks, [GAUSSIAN_COVERAGE[k] for k in ks], "k--", linewidth=1, label="Gaussian")
+        cov.legend(fontsize=7)
     else:
         ax.text(0.5, 0.5, "no pixel samples", ha="center", va="center", transform=ax.transAxes)
     ax.set_xlabel("predicted std (mean per bin)")
     ax.set_ylabel("RMS error of the posterior mean per bin")
     ax.set_title(f"Calibration ({bins} quantile bins of the predicted std)")
     ax.grid(alpha=0.3)
+    cov.set_xticks(ks, [f"{k} std" for k in ks])
+    cov.set_ylabel("fraction of pixels with |error| <= k std")
+    cov.set_title("Coverage")
+    cov.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, format="png")
 

@@ -405,6 +405,7 @@ class _Sweep:
             before = metrics.calibration(reference, posterior.mean.data, raw)
             calib = {**calib, "std_scale": stored["scale"],
                      **{f"{k}_uncalibrated": v for k, v in before.items()}}
+            pixels[key] = {**pixels[key], "std_scale": float(stored["scale"])}
         return {**calib, **{f"sampling_{k}": v for k, v in settings.items()}}
 
     def output(self, outputs: VolumeOutputs, path: str | Path, name: str, accel: float,

@@ -112,6 +112,16 @@ def test_calibration_survives_save_and_load_and_reconstruct_applies_it(
     std = load(recon / "example4d_std.h5")
     np.testing.assert_allclose(std.data, post.std.data, rtol=1e-5)
     assert std.provenance["calibration"]["scale"] == stored["scale"]
+    report = tmp_path / "report"  # evaluate scores the same draws before and after
+    args = ["evaluate", str(scan), "--accel", "4", "--methods", "zero-filled", "--model",
+            str(out), "--samples", "3", "-o", str(report), "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    records = json.loads((report / "records.json").read_text())
+    sampled = [r for r in records if "within_2std" in r]
+    assert sampled and all(r["std_scale"] == pytest.approx(stored["scale"]) for r in sampled)
+    assert all(r["within_2std"] >= r["within_2std_uncalibrated"] for r in sampled)
+    assert (report / "calibration.png").read_bytes()[:4] == b"\x89PNG"
     png = (recon / "example4d_uncertainty.png").read_bytes()  # colour bars: an RGBA figure
     width, height, depth, colour = struct.unpack(">IIBB", png[16:26])
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and colour == 6 and width == 1200 and height == 360
