@@ -67,3 +67,18 @@ def least_squares_gradient(k: int, n: int, seed: int = 1) -> Callable[[Tensor], 
         return torch.einsum("ij,bihw->bjhw", a_, torch.einsum("ij,bjhw->bihw", a_, z) - y.to(z))
 
     return grad_fun
+
+
+class Counting:
+    """A reconstructor built elsewhere (the protocol by its shape) that counts its calls."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.calls = inner, 0
+        self.name, self.needs_coils = inner.name, inner.needs_coils
+
+    def __call__(self, kspace):
+        self.calls += 1
+        return self.inner(kspace)
+
+    def domain_notes(self, kspace) -> list[str]:
+        return self.inner.domain_notes(kspace)

@@ -10,6 +10,7 @@ import h5py
 import nibabel as nib
 import numpy as np
 import pytest
+from helpers import Counting
 from pydicom.data import get_testdata_file
 
 from mrirecon import evaluate, metrics, report
@@ -137,21 +138,6 @@ def test_mask_repeats_add_one_record_per_mask_seed(files, swept) -> None:
     assert repeated.panel_file == "MR_small.h5" and sorted(repeated.panels) == [4, 8]
     with pytest.raises(InvalidParameterError, match="mask repeats must be >= 1"):
         sweep(files, [4], ["zero-filled"], mask_repeats=0)
-
-
-class Counting:
-    """A reconstructor built elsewhere (the protocol by its shape) that counts its calls."""
-
-    def __init__(self, inner) -> None:
-        self.inner, self.calls = inner, 0
-        self.name, self.needs_coils = inner.name, inner.needs_coils
-
-    def __call__(self, kspace):
-        self.calls += 1
-        return self.inner(kspace)
-
-    def domain_notes(self, kspace) -> list[str]:
-        return self.inner.domain_notes(kspace)
 
 
 def test_built_reconstructors_are_swept_and_write_what_reconstruct_writes(files, swept,

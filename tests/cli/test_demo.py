@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import nibabel as nib
+from helpers import Counting
 from typer.testing import CliRunner
 
 from mrirecon.cli.app import app
@@ -19,21 +20,6 @@ def test_shipped_files_are_small_and_self_describing() -> None:
     assert default_checkpoint().stat().st_size <= 25 * 2**20
     meta = read_metadata(default_checkpoint())
     assert meta["name"] == "irim.v1" and len(meta["sha256"]) == 64
-
-
-class Counting:
-    """A built reconstructor that counts its calls (the reconstructor protocol by its shape)."""
-
-    def __init__(self, inner) -> None:
-        self.inner, self.calls = inner, 0
-        self.name, self.needs_coils = inner.name, inner.needs_coils
-
-    def __call__(self, kspace):
-        self.calls += 1
-        return self.inner(kspace)
-
-    def domain_notes(self, kspace) -> list[str]:
-        return self.inner.domain_notes(kspace)
 
 
 def test_demo_runs_and_the_default_irim_beats_zero_filled(tmp_path, monkeypatch) -> None:
