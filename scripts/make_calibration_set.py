@@ -51,7 +51,7 @@ def main() -> None:
     rows = []
     for i, out in enumerate(outs):
         item = data.fully_sampled(i)
-        kspace = item["kspace"].to(dtype=item["kspace"].dtype).numpy()[None]
+        kspace = item["kspace"].numpy()[None]
         target = item["target"].numpy()[None]
         volume = Volume(data=target, affine=np.eye(4), header={}, source=item["file"])
         record = {"generator": "mrirecon.train.synthetic", "config": str(args.config),
