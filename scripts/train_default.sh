@@ -40,7 +40,7 @@ for stage in $stages; do
   if [ "$stage" != 1 ]; then
     init=(--set "init=${INIT:-${previous:-$run/stage$((stage - 1))/best.safetensors}}")
   fi
-  "$mrirecon" train "configs/default-irim/stage$stage.yaml" --out "$run/stage$stage" \
+  "$mrirecon" train "configs/default-irim/stage$stage.yaml" --output "$run/stage$stage" \
     --overwrite "${init[@]}"
   previous="$run/stage$stage/best.safetensors"
 done

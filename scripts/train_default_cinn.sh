@@ -24,7 +24,7 @@ venv="${MRIRECON_VENV:-${VIRTUAL_ENV:-.venv}}"
 if [[ "$stages" == *1* ]]; then
   ls data/default/train/*.h5 >/dev/null 2>&1 || { echo "error: no data/default/train/*.h5; run scripts/train_default.sh first (or its data steps)" >&2; exit 1; }
   "$venv/bin/mrirecon" train --model cinn.v1 --data data/default/train --val-data data/default/val \
-    --out "$run/stage1" --overwrite --max-steps "${STEPS:-2000}" --epochs 1000 \
+    --output "$run/stage1" --overwrite --max-steps "${STEPS:-2000}" --epochs 1000 \
     --max-minutes "${MINUTES:-45}" --batch-size 4 --lr 5e-4 \
     --set model_config.conditioner=irim \
     --set model_config.irim_checkpoint=mrirecon/models/default/irim-default.safetensors \
@@ -39,7 +39,7 @@ if [[ "$stages" == *2* ]]; then
   "$venv/bin/python" scripts/bench/generalisation.py build data/suite --sources data/sources \
     --overwrite >/dev/null
   init="${INIT:-$run/stage1/best.safetensors}"
-  "$venv/bin/mrirecon" train configs/default-cinn/stage2.yaml --out "$run/stage2" --overwrite \
+  "$venv/bin/mrirecon" train configs/default-cinn/stage2.yaml --output "$run/stage2" --overwrite \
     --set "init=$init"
   "$venv/bin/python" scripts/make_calibration_set.py configs/default-cinn/stage2.yaml \
     data/calibration --items 32 --overwrite >/dev/null

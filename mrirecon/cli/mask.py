@@ -29,7 +29,8 @@ def mask_command(
         typer.Option("--output", "-o", help="Write NAME.npz, a NAME.json sidecar (and NAME.png)."),
     ] = None,
     kind: Annotated[
-        MaskKind | None, typer.Option("--kind", help="Sampling pattern \\[default: random].")
+        MaskKind | None, typer.Option("--mask-kind", help="Sampling pattern "
+                                      "\\[default: random].")
     ] = None,
     accel: Annotated[
         float | None, typer.Option("--accel", help="Requested acceleration (> 1) \\[default: 4].")
@@ -64,11 +65,16 @@ def mask_command(
     ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing files.")] = False,
+    old_kind: Annotated[
+        MaskKind | None, typer.Option("--kind", help="The old spelling of --mask-kind; kept for "
+                                      "one release.", hidden=True)
+    ] = None,
 ) -> None:
     """Make an undersampling mask and print requested vs achieved acceleration.
 
-    Example: mrirecon mask --kind random --accel 4 --shape 640 368 --seed 0 -o knee-4x.npz
+    Example: mrirecon mask --mask-kind random --accel 4 --shape 640 368 --seed 0 -o knee-4x.npz
     """
+    kind = kind if kind is not None else old_kind
     if show_presets:
         presets = list_presets()
         if json_out:

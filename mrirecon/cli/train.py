@@ -36,8 +36,11 @@ def train_command(
     val_data: Annotated[list[Path] | None, typer.Option(
         "--val-data", help="Validation files or folders (repeatable).", show_default=False)
     ] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder.",
+    out: Annotated[Path | None, typer.Option("--output", "-o", help="Run folder.",
                                              show_default=False)] = None,
+    old_out: Annotated[Path | None, typer.Option(
+        "--out", help="The old spelling of --output; kept for one release.",
+        show_default=False, hidden=True)] = None,
     max_steps: Annotated[int | None, typer.Option("--max-steps", help="Stop after N steps.",
                                                   show_default=False)] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", help="Stop after N epochs.",
@@ -64,13 +67,15 @@ def train_command(
 
     Writes config.yaml, log.csv, last.safetensors, best.safetensors (best validation
     best_metric, SSIM by default) and state.pt (for --resume) to the run folder. Ctrl-C saves
-    last.safetensors and state.pt.
+    last.safetensors and state.pt and exits 130; a spent --max-minutes budget saves them too and
+    exits 0 (continue with --resume).
     --resume RUN_DIR without a CONFIG continues with the run's saved config.yaml.
     """
     from mrirecon.device import resolve_device
     from mrirecon.train.config import load_config
     from mrirecon.train.loop import train
 
+    out = out if out is not None else old_out
     flags = {"model": model, "out": None if out is None else str(out), "max_steps": max_steps,
              "epochs": epochs, "data.batch_size": batch_size, "optim.lr": lr, "device": device,
              "amp": amp, "resume": None if resume is None else str(resume),
@@ -105,7 +110,10 @@ def train_command(
         emit_json(summary)
     else:
         _print_summary(summary)
-    if summary["interrupted"]:
+    if summary["stopped"] == "max_minutes":  # a planned stop: exit 0, the run is resumable
+        info(f"time budget spent at step {summary['steps']}/{summary['total_steps']}: saved "
+             f"last.safetensors and state.pt; continue with --resume {summary['out']}")
+    elif summary["interrupted"]:
         info("interrupted: saved last.safetensors and state.pt; continue with --resume "
              f"{summary['out']}")
         return 130

@@ -53,18 +53,18 @@ def _validation_point(run: Run, val_set: Any, dist: distributed.Distributed) -> 
 
 
 def _fit(run: Run, net: nn.Module, data: EpochLoader, val_set: Any, dist: distributed.Distributed,
-         stop: threading.Event | None) -> bool:
-    """Take the steps from ``run.step`` to ``run.total``; True when stopped early.
+         stop: threading.Event | None) -> str | None:
+    """Take the steps from ``run.step`` to ``run.total``; why it stopped early, or ``None``.
 
-    Validates every ``val_every`` steps before the last; stops early when ``stop`` is set or
-    ``max_minutes`` are spent (on any rank).
+    Validates every ``val_every`` steps before the last; stops early when ``stop`` is set
+    (``"interrupted"``) or ``max_minutes`` are spent (``"max_minutes"``), on any rank.
     """
     while run.step < run.total:
         run.epoch, batches = data.batches(run.step)
         for batch in batches:
-            stopping = bool(stop is not None and stop.is_set()) | run.out_of_time()
-            if dist.any(stopping):
-                return True
+            interrupted = bool(stop is not None and stop.is_set())
+            if dist.any(interrupted | run.out_of_time()):
+                return "interrupted" if interrupted else "max_minutes"
             loss = batch_loss(net, run.model, batch, dist.device)
             lr = run.optimise(loss)
             run.log.step(run.step, run.epoch, float(loss.detach()), lr, run.elapsed(),
@@ -73,7 +73,7 @@ def _fit(run: Run, net: nn.Module, data: EpochLoader, val_set: Any, dist: distri
                 _validation_point(run, val_set, dist)
             if run.step >= run.total:
                 break
-    return False
+    return None
 
 
 def train(cfg: TrainConfig, *, progress: Callable[[dict[str, Any]], None] | None = None,
@@ -90,14 +90,16 @@ def train(cfg: TrainConfig, *, progress: Callable[[dict[str, Any]], None] | None
         ``{"step", "total", "epoch", "val"}``.
     stop
         When set, the run saves ``last.safetensors`` and ``state.pt`` and returns (as on
-        Ctrl-C); the summary then has ``interrupted=True``.
+        Ctrl-C); the summary then has ``interrupted=True`` and ``stopped="interrupted"``.
     overwrite
         Allow a non-empty ``cfg.out`` without ``cfg.resume``.
 
     Returns
     -------
     dict
-        ``steps``, ``epochs``, ``interrupted``, ``loss`` (last logged), ``val`` (last metrics),
+        ``steps``, ``epochs``, ``interrupted`` (stopped before the last step, by ``stop``,
+        Ctrl-C or the time budget), ``stopped`` (``"interrupted"``, ``"max_minutes"`` or
+        ``None`` when the run took all its steps), ``loss`` (last logged), ``val`` (last metrics),
         ``best`` (``{"step", "psnr", "ssim", "nmse"}`` or ``None``), ``checkpoints``, ``out``,
         ``device``, ``amp``, ``world_size``, ``weight_spread`` (largest difference between any
         rank's final weights and rank 0's: 0.0 when DDP kept them in sync), ``seconds``.
@@ -125,24 +127,26 @@ def train(cfg: TrainConfig, *, progress: Callable[[dict[str, Any]], None] | None
                  progress=progress)
     run = Run(cfg, model, optimizer, scheduler, log, out, checkpoint_meta(cfg, train_set),
               total, data.steps_per_epoch, dist.main, **counters)
-    interrupted, spread = False, 0.0
+    stopped: str | None = None
+    spread = 0.0
     model.train()
     try:
-        interrupted = _fit(run, net, data, val_set, dist, stop)
-        if interrupted:
+        stopped = _fit(run, net, data, val_set, dist, stop)
+        if stopped:
             run.save_last()
         else:
             _validation_point(run, val_set, dist)
         if dist.world > 1:
             spread = dist.weight_spread(model)
     except KeyboardInterrupt:
-        interrupted = True
+        stopped = "interrupted"
         run.save_last()
     finally:
         log.close()
         dist.close()
     return {"steps": run.step, "total_steps": total,
-            "epochs": round(run.step / data.steps_per_epoch, 3), "interrupted": interrupted,
+            "epochs": round(run.step / data.steps_per_epoch, 3),
+            "interrupted": stopped is not None, "stopped": stopped,
             "loss": log.loss, "val": run.val, "best": run.best_record,
             "checkpoints": run.checkpoints(), "out": str(out), "device": str(dist.device),
             "amp": amp, "world_size": dist.world, "weight_spread": spread,

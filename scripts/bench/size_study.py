@@ -52,7 +52,7 @@ def run_width(hidden: int, args: argparse.Namespace, env: dict[str, str]) -> dic
     run = Path(args.out) / f"h{hidden}"
     if not (run / "best.safetensors").exists():
         subprocess.run([str(Path(sys.executable).with_name("mrirecon")), "train", args.config,
-                        "--out", str(run), "--overwrite",
+                        "--output", str(run), "--overwrite",
                         "--set", f"model_config.hidden={hidden}",
                         "--set", f"max_steps={args.steps}", "--set", f"val_every={args.steps}"],
                        check=True, env=env)

@@ -23,7 +23,7 @@ def test_train_with_flags_and_json(data, tmp_path) -> None:
     out = tmp_path / "run"
     result = runner.invoke(app, ["train", "--model", "rim.v1", *RIM, "--set", "val_every=100",
                                  "--data", str(data / "train"), "--val-data", str(data / "val"),
-                                 "--out", str(out), "--max-steps", "3", "--batch-size", "2",
+                                 "--output", str(out), "--max-steps", "3", "--batch-size", "2",
                                  "--lr", "1e-3", "--device", "cpu", "--no-amp", "--json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
@@ -32,8 +32,9 @@ def test_train_with_flags_and_json(data, tmp_path) -> None:
     text = (out / "config.yaml").read_text()
     assert "lr: 0.001" in text and "batch_size: 2" in text
     again = runner.invoke(app, ["train", "--model", "rim.v1", *RIM, "--data", str(data / "train"),
-                                "--out", str(out), "--max-steps", "1", "--device", "cpu"])
+                                "-o", str(out), "--max-steps", "1", "--device", "cpu"])
     assert again.exit_code == 1 and "not empty" in again.stderr
+    # --out: the old spelling of --output, a hidden alias for one release
     plain = runner.invoke(app, ["train", "--model", "rim.v1", *RIM, "--data", str(data / "train"),
                                 "--out", str(out), "--max-steps", "1", "--device", "cpu",
                                 "--overwrite"])
@@ -53,7 +54,7 @@ def test_config_file_and_unknown_key(data, tmp_path) -> None:
 
 def test_missing_data_folder_is_one_line(tmp_path) -> None:
     result = runner.invoke(app, ["train", "--model", "rim.v1", *RIM, "--data",
-                                 str(tmp_path / "nowhere"), "--out", str(tmp_path / "run"),
+                                 str(tmp_path / "nowhere"), "--output", str(tmp_path / "run"),
                                  "--max-steps", "1", "--device", "cpu"])
     assert result.exit_code == 1
     assert "file or folder not found" in result.stderr
@@ -63,8 +64,21 @@ def test_missing_data_folder_is_one_line(tmp_path) -> None:
 def test_resume_a_run_folder_without_its_config(data, tmp_path) -> None:
     out = tmp_path / "run"
     first = runner.invoke(app, ["train", "--model", "rim.v1", *RIM, "--data", str(data / "train"),
-                                "--out", str(out), "--max-steps", "2", "--device", "cpu"])
+                                "--output", str(out), "--max-steps", "2", "--device", "cpu"])
     assert first.exit_code == 0, first.output
     more = runner.invoke(app, ["train", "--resume", str(out), "--max-steps", "4", "--json"])
     assert more.exit_code == 0, more.output
     assert json.loads(more.stdout)["steps"] == 4
+
+
+def test_a_spent_time_budget_is_a_planned_stop(data, tmp_path) -> None:
+    """--max-minutes checkpoints, says how to continue and exits 0 (Ctrl-C is 130)."""
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["train", "--model", "rim.v1", *RIM, "--data", str(data / "train"),
+                                 "--output", str(out), "--max-steps", "50", "--device", "cpu",
+                                 "--max-minutes", "1e-9", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["stopped"] == "max_minutes" and summary["steps"] < 50
+    assert "continue with --resume" in result.stderr
+    assert (out / "state.pt").is_file() and (out / "last.safetensors").is_file()

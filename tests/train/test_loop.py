@@ -356,7 +356,7 @@ def test_sigkill_mid_run_then_resume_continues_from_last_checkpoint(folders, tmp
                  "data.batch_size=2", "mask.accelerations=[4]", "optim.lr=1e-2", "log_every=1",
                  "val_every=5", "device=cpu", "max_steps=60"]
     def command(out: Path) -> list[str]:
-        args = [sys.executable, "-m", "mrirecon", "train", "--out", str(out)]
+        args = [sys.executable, "-m", "mrirecon", "train", "--output", str(out)]
         for item in overrides:
             args += ["--set", item]
         return args
