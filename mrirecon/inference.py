@@ -215,7 +215,8 @@ def reconstruct_input(item: ReadInput, reconstructor: ReconstructorProtocol, *,
     """Reconstruct a :class:`ReadInput` and write its image; returns a summary record.
 
     In the record, ``seconds`` is reading plus reconstructing and writing, ``outside_domain``
-    how the input lies outside a learned model's declared training domain, empty when inside.
+    how the input lies outside a learned model's declared training domain, empty when inside,
+    and ``notes`` what the method had to change (e.g. ACS instead of ESPIRiT coil maps).
     """
     start = time.perf_counter()
     out = item.outputs["image"]
@@ -226,6 +227,7 @@ def reconstruct_input(item: ReadInput, reconstructor: ReconstructorProtocol, *,
             "method": reconstructor.name,
             "slices": volume.shape[0], "acceleration": accel,
             "outside_domain": reconstructor.domain_notes(item.kspace),
+            "notes": list(volume.provenance.get("notes", [])),
             "simulated": bool(item.kspace.provenance.get("simulated", False)),
             "seconds": round(item.read_seconds + time.perf_counter() - start, 3),
             "seconds_per_slice": volume.provenance["seconds_per_slice"]}
@@ -281,6 +283,7 @@ def sample_input(item: ReadInput, sampler: Sampler, *,
             "slices": posterior.mean.shape[0], "acceleration": accel,
             "samples": sampler.samples, "seed": sampler.seed,
             "outside_domain": sampler.domain_notes(item.kspace),
+            "notes": list(posterior.mean.provenance.get("notes", [])),
             "simulated": bool(item.kspace.provenance.get("simulated", False)),
             "seconds": round(item.read_seconds + time.perf_counter() - start, 3),
             "seconds_per_slice": posterior.mean.provenance["seconds_per_slice"],

@@ -35,10 +35,14 @@ def error_line(message: str) -> None:
     err.print(f"[bold red]error:[/] {escape(one_line)}")
 
 
+def warn(path: Any, message: str) -> None:
+    """One ``warning: path: message`` line on stderr."""
+    err.print(f"[yellow]warning:[/] {escape(str(path))}: {escape(' '.join(message.split()))}")
+
+
 def warn_outside_domain(path: Any, notes: list[str]) -> None:
     """One ``warning:`` line on stderr: ``path`` lies outside the model's training domain."""
-    err.print(f"[yellow]warning:[/] {escape(str(path))}: outside the model's training domain: "
-              f"{escape('; '.join(notes))}")
+    warn(path, f"outside the model's training domain: {'; '.join(notes)}")
 
 
 def info(message: str) -> None:

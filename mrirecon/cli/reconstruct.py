@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from mrirecon.cli._batch import run_batch
-from mrirecon.cli._console import emit_json, info, print_table, warn_outside_domain
+from mrirecon.cli._console import emit_json, info, print_table, warn, warn_outside_domain
 from mrirecon.errors import InvalidParameterError
 from mrirecon.recon.methods import Method
 from mrirecon.sampling.spec import MaskKind
@@ -176,6 +176,8 @@ def _run(inputs: list[Path], reconstructor: ReconstructorProtocol,
             record = reconstruct_input(item, reconstructor, overwrite=overwrite)
         if record["outside_domain"]:
             warn_outside_domain(item.path, record["outside_domain"])
+        for note in record["notes"]:  # e.g. CS/SENSE falling back to ACS coil maps
+            warn(item.path, note)
         return record
 
     if prefetch:

@@ -373,6 +373,9 @@ class _Sweep:
             out.notes.append(f"{path.name} R={accel:g}{_seed_label(mask_seed, base)}: "
                              f"{name} failed ({exc}); skipped")
             return None
+        if mask_seed == base:  # e.g. ACS instead of ESPIRiT maps: once per file, method and rate
+            out.notes += [f"{path.name} R={accel:g}: {note}"
+                          for note in volume.provenance.get("notes", [])]
         scores = score(reference, volume.data, path.name, name)
         calib = {} if posterior is None else self.calibration(name, accel, reference, posterior,
                                                               path.name)

@@ -10,8 +10,10 @@ import torch
 
 from mrirecon.errors import InvalidParameterError
 
-#: Fewest fully sampled centre lines from which coil maps are estimated.
+#: Fewest fully sampled centre lines from which ESPIRiT coil maps are estimated.
 MIN_CALIBRATION_LINES = 8
+#: Fewest centre lines from which ACS coil maps are estimated (the learned models' floor).
+MIN_ACS_LINES = 2
 #: Most centre lines used for coil maps (ESPIRiT's SVD grows with the square of the width).
 MAX_CALIBRATION_LINES = 32
 
@@ -69,6 +71,16 @@ def checked_calibration_width(mask: np.ndarray | torch.Tensor, shape: tuple[int,
             f"centre lines, expected at least {MIN_CALIBRATION_LINES} (raise the centre fraction)"
         )
     return min(width, MAX_CALIBRATION_LINES)
+
+
+def acs_calibration_width(mask: np.ndarray | torch.Tensor, shape: tuple[int, int]) -> int:
+    """The block side ACS maps use: :func:`calibration_width`, clipped to [2, 32].
+
+    The bounds are :data:`MIN_ACS_LINES` and :data:`MAX_CALIBRATION_LINES`. This is the
+    learned models' rule: maps from whatever centre there is, at least 2 lines (a mask without
+    a fully sampled centre still gets its 2 centre lines' worth).
+    """
+    return max(min(calibration_width(mask, shape), MAX_CALIBRATION_LINES), MIN_ACS_LINES)
 
 
 #: Fraction of the calibration width that :func:`calibration_window` tapers (half at each end).

@@ -6,6 +6,8 @@
   ``acs`` option of the baselines);
 * :func:`espirit_maps` and the dispatcher :func:`coil_maps` (``espirit`` or ``acs``): what
   SENSE and CS use; ESPIRiT is sigpy's ``EspiritCalib`` (sigpy imported only when called);
+  :func:`plan_coil_maps` picks the estimator and block for a mask, falling back from ESPIRiT
+  to ACS maps below :data:`~mrirecon.physics.calibration.MIN_CALIBRATION_LINES` lines;
 * :func:`birdcage_maps`: ``coils`` elements evenly spaced on a circle of ``radius``, field
   ``~ 1 / distance`` with a phase that turns with the element's angle (the construction of
   ``sigpy.mri.birdcage_maps``), optionally rotated;
@@ -20,12 +22,20 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from mrirecon.errors import InvalidParameterError
-from mrirecon.physics.calibration import calibration_window
+from mrirecon.physics.calibration import (
+    MAX_CALIBRATION_LINES,
+    MIN_ACS_LINES,
+    MIN_CALIBRATION_LINES,
+    acs_calibration_width,
+    calibration_width,
+    calibration_window,
+)
 from mrirecon.physics.fft import ifft2c
 from mrirecon.physics.fields import grid
 
@@ -143,6 +153,56 @@ def coil_maps(kspace_slice: np.ndarray, calib_width: int, method: str = "espirit
     raise InvalidParameterError(
         f"unknown coil-map method {method!r}; expected one of {', '.join(MAP_METHODS)}"
     )
+
+
+@dataclass(frozen=True)
+class MapPlan:
+    """How a slice's coil maps are estimated: by :func:`plan_coil_maps`.
+
+    ``method`` is ``"espirit"``, ``"acs"`` or ``"ones"`` (single coil); ``calib_width`` the side
+    of the centre block used; ``centre_lines`` the fully sampled centre the mask has;
+    ``fallback`` why the requested method was not used (``None`` when it was).
+    """
+
+    method: str
+    calib_width: int
+    centre_lines: int
+    fallback: str | None = None
+
+    def record(self) -> dict[str, object]:
+        """The plan for provenance (``maps_used``)."""
+        return {"method": self.method, "calib_width": self.calib_width,
+                "centre_lines": self.centre_lines, "fallback": self.fallback}
+
+
+def plan_coil_maps(mask: np.ndarray | torch.Tensor, shape: tuple[int, int], coils: int,
+                   method: str = "espirit") -> MapPlan:
+    """Which estimator and centre block to use for coil maps under ``mask``.
+
+    One coil: the all-ones map. ESPIRiT needs :data:`MIN_CALIBRATION_LINES` fully sampled
+    centre lines; below that the plan falls back to the ACS maps the learned models use (from
+    as few as :data:`MIN_ACS_LINES` lines) and says so in ``fallback``. Fewer than
+    :data:`MIN_ACS_LINES` centre lines leave nothing to estimate maps from: an
+    :class:`~mrirecon.errors.InvalidParameterError`.
+    """
+    if method not in MAP_METHODS:
+        raise InvalidParameterError(
+            f"unknown coil-map method {method!r}; expected one of {', '.join(MAP_METHODS)}"
+        )
+    lines = calibration_width(mask, shape)
+    if coils == 1:
+        return MapPlan("ones", 0, lines)
+    if lines < MIN_ACS_LINES:
+        raise InvalidParameterError(
+            f"mask has too small a calibration region for coil maps: {lines} fully sampled "
+            f"centre lines, expected at least {MIN_ACS_LINES} (raise the centre fraction)"
+        )
+    if method == "espirit" and lines >= MIN_CALIBRATION_LINES:
+        return MapPlan("espirit", min(lines, MAX_CALIBRATION_LINES), lines)
+    fallback = None if method == "acs" else (
+        f"{lines} fully sampled centre lines, fewer than the {MIN_CALIBRATION_LINES} ESPIRiT "
+        f"needs: ACS coil maps instead")
+    return MapPlan("acs", acs_calibration_width(mask, shape), lines, fallback)
 
 
 def _normalised(maps: torch.Tensor, normalise: bool, dtype: torch.dtype) -> torch.Tensor:

@@ -26,7 +26,7 @@ from torch import nn
 from mrirecon.models.protocols import GradFn
 from mrirecon.padding import Pad, center_crop, pad_to_multiple
 from mrirecon.physics import dc_gradient, from_channels, sense_operator, to_channels
-from mrirecon.physics.calibration import MAX_CALIBRATION_LINES, calibration_width
+from mrirecon.physics.calibration import acs_calibration_width
 from mrirecon.physics.coils import acs_maps
 from mrirecon.physics.operators import LinearOperator
 
@@ -56,8 +56,7 @@ def prepare_batch(kspace: torch.Tensor, mask: torch.Tensor) -> ModelBatch:
     zero-filled on them.)
     """
     n, _, ky, kx = kspace.shape
-    width = min(calibration_width(mask, (ky, kx)), MAX_CALIBRATION_LINES)
-    maps = acs_maps(kspace, max(width, 2))
+    maps = acs_maps(kspace, acs_calibration_width(mask, (ky, kx)))
     op = sense_operator(maps, mask)
     x0 = op.adjoint(kspace)
     magnitude = x0.abs().reshape(n, -1)

@@ -20,8 +20,12 @@ layouts of :mod:`mrirecon.data` (k-space ``(coils, ky, kx)`` per slice):
 
 Coil maps ``S`` come from the fully sampled k-space centre of each slice: ESPIRiT (Uecker et al.
 2014; ``sigpy.mri.app.EspiritCalib``) or, with ``maps="acs"``, the low-resolution coil images
-(a short Tukey taper on the centre block) divided by their root-sum-of-squares. Single-coil
-data uses one all-ones map.
+(a short Tukey taper on the centre block) divided by their root-sum-of-squares. ESPIRiT needs
+8 fully sampled centre lines; with fewer (fastMRI's 8x centre fraction on matrices narrower
+than about 200, 4x on 64-wide EPI) the ACS maps the learned models use are taken instead, from
+as few as 2 lines (:func:`~mrirecon.physics.coils.plan_coil_maps`): the volume's provenance
+records the maps used under ``maps_used`` and the fallback under ``notes``, which the command
+line prints as one warning. Single-coil data uses one all-ones map.
 
 Scale. Before solving, each slice's k-space is divided by ``scale`` = the maximum of its
 zero-filled root-sum-of-squares image (``max rss(F^H y)``); the solution is multiplied back.
@@ -55,8 +59,7 @@ import torch
 
 from mrirecon.data import KSpace, Volume
 from mrirecon.errors import InvalidParameterError, MriReconError, one_line
-from mrirecon.physics.calibration import checked_calibration_width
-from mrirecon.physics.coils import MAP_METHODS, coil_maps
+from mrirecon.physics.coils import MAP_METHODS, MapPlan, coil_maps, plan_coil_maps
 from mrirecon.recon.base import Reconstructor
 
 
@@ -135,6 +138,7 @@ class SigpyReconstructor(Reconstructor):
         self.max_iter = int(max_iter)
         self.maps = maps
         self._slice = 0
+        self._plan: MapPlan | None = None
 
     def parameters(self) -> dict[str, Any]:
         """Regularisation weight, iterations, coil-map method and devices."""
@@ -148,9 +152,40 @@ class SigpyReconstructor(Reconstructor):
         }
 
     def __call__(self, kspace: KSpace) -> Volume:
-        """Reconstruct ``kspace``, counting slices from its first one in error messages."""
+        """Reconstruct ``kspace``, counting slices from its first one in error messages.
+
+        The coil-map plan is made once for the volume (one mask): a mask too narrow for
+        ESPIRiT falls back to ACS maps, recorded in the provenance's ``maps_used`` and
+        ``notes``.
+        """
         self._slice = 0  # slice numbers in error messages count from the volume's first slice
-        return super().__call__(kspace)
+        mask = np.ones((1, kspace.shape[-1]), bool) if kspace.mask is None else kspace.mask
+        self._plan = None
+        if not self.needs_coils or kspace.is_multicoil:  # SENSE on one coil: refused below
+            self._plan = self.plan(mask, kspace.shape[-2:], kspace.n_coils)
+        try:
+            return super().__call__(kspace)
+        finally:
+            self._plan = None
+
+    def plan(self, mask: np.ndarray | torch.Tensor, shape: tuple[int, int],
+             coils: int) -> MapPlan:
+        """The coil-map plan for ``mask``: :attr:`maps`, or ACS maps below what ESPIRiT needs."""
+        try:
+            return plan_coil_maps(mask, shape, coils, self.maps)
+        except InvalidParameterError as exc:
+            raise InvalidParameterError(f"{self.name}: {exc}") from exc
+
+    def volume(self, kspace: KSpace, data: np.ndarray, seconds: float,
+               **provenance: Any) -> Volume:
+        """The base volume plus ``maps_used`` (and the fallback, if any, in ``notes``)."""
+        plan = self._plan
+        if plan is not None:
+            provenance["maps_used"] = plan.record()
+            if plan.fallback:
+                provenance["notes"] = [*provenance.get("notes", []),
+                                       f"{self.name}: {plan.fallback}"]
+        return super().volume(kspace, data, seconds, **provenance)
 
     def reconstruct_batch(self, kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Reconstruct ``(n, coils, ky, kx)`` slice by slice; returns ``(n, ky, kx)`` ``|x|``."""
@@ -174,7 +209,8 @@ class SigpyReconstructor(Reconstructor):
             ``(ky, kx)`` float 0/1 mask (:func:`mask_weights`).
         maps
             Precomputed ``(coils, ky, kx)`` coil maps (they do not depend on the data scale);
-            ``None`` estimates them with :attr:`maps` from the calibration region.
+            ``None`` estimates them from the calibration region by the volume's plan (or,
+            called alone, by :meth:`plan` for ``weights``).
         index
             Slice number used in error messages.
         """
@@ -185,12 +221,13 @@ class SigpyReconstructor(Reconstructor):
             return np.zeros(y.shape[-2:], dtype=np.float32)
         y = np.asarray(y, dtype=np.complex64) / np.float32(scale)
         if maps is None:
-            calib = checked_calibration_width(weights > 0, y.shape[-2:]) if len(y) > 1 else 0
+            plan = self._plan or self.plan(weights > 0, y.shape[-2:], len(y))
         try:
-            mps = coil_maps(y, calib, self.maps) if maps is None else maps
+            mps = coil_maps(y, plan.calib_width, plan.method) if maps is None else maps
             if not np.any(mps):
                 raise MriReconError(
-                    f"{self.name}: {self.maps} found no coil sensitivity on slice {index} "
+                    f"{self.name}: {plan.method if maps is None else 'the given maps'} found no "
+                    f"coil sensitivity on slice {index} "
                     "(every map is zero); try maps='acs' or a larger centre fraction"
                 )
             x = np.asarray(self.solve(y, mps, weights))
@@ -218,9 +255,9 @@ class SENSE(SigpyReconstructor):
 
     Minimises ``1/2 ||M F S x - y||^2 + lamda/2 ||x||^2`` per slice with ESPIRiT (Uecker et al.
     2014) or ACS coil maps from the fully sampled centre, and returns ``|x|`` (see the module
-    docstring for the scale ``lamda`` is relative to and for the device). Needs multi-coil data
-    and at least :data:`~mrirecon.physics.calibration.MIN_CALIBRATION_LINES` fully sampled
-    centre lines.
+    docstring for the scale ``lamda`` is relative to and for the device). Needs multi-coil data;
+    below :data:`~mrirecon.physics.calibration.MIN_CALIBRATION_LINES` fully sampled centre
+    lines the maps are ACS maps (from at least 2 lines).
     """
 
     name = "sense"

@@ -157,6 +157,18 @@ def test_solver_settings_are_overridable_and_recorded(scans, tmp_path) -> None:
     assert single.exit_code == 1 and "sense needs multi-coil data" in single.stderr
 
 
+def test_cs_at_narrow_calibration_warns_once_and_records_the_maps(scans, tmp_path) -> None:
+    """MR_small at 4x keeps 5 of 64 centre lines: CS runs on ACS maps and says so in one line."""
+    result = invoke(scans / "MR_small.h5", "-o", tmp_path, "--method", "cs", "--max-iter", 5)
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [f"warning: {scans / 'MR_small.h5'}: cs: 5 fully sampled centre lines, "
+                        "fewer than the 8 ESPIRiT needs: ACS coil maps instead"]
+    provenance = read_reconstruction(tmp_path / "MR_small.h5").provenance
+    assert provenance["maps_used"] == {"method": "acs", "calib_width": 5, "centre_lines": 5,
+                                       "fallback": provenance["notes"][0][len("cs: "):]}
+
+
 def test_bad_input_leaves_no_output_folder(tmp_path) -> None:
     corrupt = tmp_path / "corrupt.h5"
     corrupt.write_text("not hdf5")
