@@ -160,6 +160,21 @@ class ReadInput:
     read_seconds: float
 
 
+def input_outputs(path: str | Path, out_dir: str | Path, fmt: str | None = None, *,
+                  posterior: bool = False, keep_samples: bool = False) -> dict[str, Path]:
+    """The outputs ``mrirecon reconstruct`` writes for ``path`` into ``out_dir``, by role.
+
+    ``{"image": ...}`` (:func:`~mrirecon.io.output_path`), or with ``posterior`` those of
+    :func:`posterior_paths`. ``fmt=None`` keeps the input's format.
+    """
+    from mrirecon.io import detect_format, output_path
+
+    fmt = fmt or detect_format(path)
+    if posterior:
+        return posterior_paths(path, out_dir, fmt, keep_samples=keep_samples)
+    return {"image": output_path(path, out_dir, fmt)}
+
+
 def read_input(path: str | Path, out_dir: str | Path, options: MaskOptions, *,
                fmt: str | None = None, series: str | None = None, overwrite: bool = False,
                posterior: bool = False, keep_samples: bool = False,
@@ -172,13 +187,12 @@ def read_input(path: str | Path, out_dir: str | Path, options: MaskOptions, *,
     input this way while the current one is reconstructed); otherwise slices are read lazily,
     a batch at a time.
     """
-    from mrirecon.io import detect_format, output_path
+    from mrirecon.io import detect_format
 
     path = Path(path)
     start = time.perf_counter()
     fmt = fmt or detect_format(path)
-    outputs = (posterior_paths(path, out_dir, fmt, keep_samples=keep_samples) if posterior
-               else {"image": output_path(path, out_dir, fmt)})
+    outputs = input_outputs(path, out_dir, fmt, posterior=posterior, keep_samples=keep_samples)
     full, kspace = _undersampled(path, options, series, lambda _: list(outputs.values()),
                                  overwrite)
     if in_memory:

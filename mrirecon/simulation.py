@@ -27,16 +27,12 @@ from mrirecon.errors import InputFileError
 from mrirecon.physics.simulate import SimulationParams, resample_inplane, simulate_kspace
 from mrirecon.sampling.seeding import seed_from_name
 
-IMAGE_SUFFIXES = (".nii", ".nii.gz", ".dcm", ".ima")
-
 
 def output_name(path: Path) -> str:
     """``brain.nii.gz`` -> ``brain.h5``; a DICOM folder ``series1/`` -> ``series1.h5``."""
-    name = path.resolve().name if path.is_dir() else path.name
-    for suffix in IMAGE_SUFFIXES:
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)] + ".h5"
-    return name + ".h5"
+    from mrirecon.io import output_stem
+
+    return output_stem(path) + ".h5"
 
 
 def load_image(path: Path, series: str | None = None) -> Volume:

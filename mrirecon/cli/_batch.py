@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, TypeVar
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from mrirecon.cli._console import err, error_line
+from mrirecon.cli._console import err, error_line, info
 from mrirecon.errors import MriReconError
 
 T = TypeVar("T")
@@ -62,3 +63,24 @@ def run_batch(items: Sequence[T], job: Callable[[Any], dict[str, Any]], label: s
                 raise
             bar.advance(task)
     return records, failed
+
+
+def skip_done(paths: Sequence[Path], outputs_of: Callable[[Path], Iterable[Path]]) -> list[Path]:
+    """``--skip-existing``: the inputs with an output still missing; one line on the others.
+
+    An input whose outputs cannot be named (``outputs_of`` raises a
+    :class:`~mrirecon.errors.MriReconError`: a missing file, an unknown format) is kept, so that
+    its reader reports it.
+    """
+    todo = []
+    for path in paths:
+        try:
+            outputs = list(outputs_of(path))
+        except MriReconError:
+            outputs = []
+        if not outputs or not all(p.exists() for p in outputs):
+            todo.append(path)
+    if len(todo) < len(paths):
+        info(f"--skip-existing: {len(paths) - len(todo)} of {len(paths)} inputs already have "
+             "their outputs; left out")
+    return todo

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from mrirecon.cli._batch import run_batch
+from mrirecon.cli._batch import run_batch, skip_done
 from mrirecon.cli._console import emit_json, info, print_table, warn, warn_outside_domain
 from mrirecon.errors import InvalidParameterError
 from mrirecon.recon.methods import Method
@@ -77,6 +77,8 @@ _BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Slices per
 _Seed = Annotated[int, typer.Option("--seed", min=0, help="Base seed of the per-file masks.")]
 _Series = Annotated[str | None, typer.Option("--series", help="DICOM SeriesInstanceUID.")]
 _Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")]
+_SkipExisting = Annotated[bool, typer.Option(
+    "--skip-existing", help="Leave out inputs whose outputs all exist (reruns of a batch).")]
 _Samples = Annotated[int | None, typer.Option(
     "--samples", help="Draw N posterior samples with a cINN (default: the shipped cINN) "
     "and write <stem>_mean, <stem>_std and <stem>_uncertainty.png.", show_default=False)]
@@ -114,6 +116,7 @@ def reconstruct_command(
     seed: _Seed = 0,
     series: _Series = None,
     overwrite: _Overwrite = False,
+    skip_existing: _SkipExisting = False,
     samples: _Samples = None,
     temperature: _Temperature = 1.0,
     sample_batch: _SampleBatch = None,
@@ -126,28 +129,44 @@ def reconstruct_command(
 
     Fully sampled inputs get a deterministic per-file mask (seed from --seed and the file name;
     spec, seed and achieved acceleration are recorded in the output); files that carry a mask
-    use it. One output per input, same stem, in the input's format unless --format.
+    use it. One output per input, same stem, in the input's format unless --format; inputs
+    that share a stem (a/scan.h5 b/scan.h5) get their folders mirrored under --output.
     With --samples N, a conditional invertible network draws N images from the posterior:
     the outputs are their mean and pixelwise standard deviation (the uncertainty map).
     """
     from mrirecon.device import resolve_device
-    from mrirecon.inference import read_input
-    from mrirecon.io.inputs import expand_inputs
+    from mrirecon.inference import input_outputs, read_input
+    from mrirecon.io.inputs import expand_inputs, output_subfolders
     from mrirecon.recon.methods import build_reconstructor
     from mrirecon.sampling import MaskOptions
 
     if save_samples and samples is None:
         raise InvalidParameterError("--save-samples needs --samples N")
+    if skip_existing and overwrite:
+        raise InvalidParameterError("--skip-existing and --overwrite contradict each other; "
+                                    "give one")
     options = MaskOptions(kind=mask_kind, acceleration=accel, center_fraction=center_fraction,
                           seed=seed, mask_file=mask_file)  # checked before any file is touched
     paths = expand_inputs(inputs)  # a mixed or empty folder stops here, nothing written
+    folders = {path: out_dir / sub for path, sub in output_subfolders(paths).items()}
+    fmt_name = _FORMATS[fmt] if fmt else None
+    if skip_existing:
+        paths = skip_done(paths, lambda path: input_outputs(
+            path, folders[path], fmt_name, posterior=samples is not None,
+            keep_samples=save_samples).values())
+        if not paths:
+            return 0
     reconstructor = build_reconstructor(
         method, model=model, device=resolve_device(device), batch_size=batch_size, amp=amp,
         samples=samples, temperature=temperature, sample_batch=sample_batch,
         sample_seed=sample_seed, lamda=lamda, max_iter=max_iter)
-    read = partial(read_input, out_dir=out_dir, options=options,
-                   fmt=_FORMATS[fmt] if fmt else None, series=series, overwrite=overwrite,
-                   posterior=samples is not None, keep_samples=save_samples, in_memory=prefetch)
+    settings = partial(read_input, options=options, fmt=fmt_name, series=series,
+                       overwrite=overwrite, posterior=samples is not None,
+                       keep_samples=save_samples, in_memory=prefetch)
+
+    def read(path: Path) -> ReadInput:
+        return settings(path, folders[path])
+
     records, failed = _run(paths, reconstructor, read, overwrite=overwrite, prefetch=prefetch)
     if json_out:
         emit_json(records)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from mrirecon.cli._batch import run_batch
+from mrirecon.cli._batch import run_batch, skip_done
 from mrirecon.cli._console import emit_json, info, print_table
 
 
@@ -29,6 +29,8 @@ def simulate_command(
     series: Annotated[str | None, typer.Option("--series", help="DICOM SeriesInstanceUID, for "
                                                "folders holding several series.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing files.")] = False,
+    skip_existing: Annotated[bool, typer.Option(
+        "--skip-existing", help="Leave out inputs whose .h5 exists (reruns of a batch).")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON records.")] = False,
 ) -> int:
     """Simulate fastMRI-format k-space from magnitude images (DICOM or NIfTI).
@@ -37,15 +39,22 @@ def simulate_command(
     input with the ESC (one coil) or RSS target and the true matrix and field of view. The
     inputs are magnitude images: the k-space is simulated, and the files say so.
     """
-    from mrirecon.io.inputs import expand_inputs
+    from mrirecon.errors import InvalidParameterError
+    from mrirecon.io.inputs import expand_inputs, output_subfolders
     from mrirecon.physics.simulate import SimulationParams
-    from mrirecon.simulation import simulate_file
+    from mrirecon.simulation import output_name, simulate_file
 
+    if skip_existing and overwrite:
+        raise InvalidParameterError("--skip-existing and --overwrite contradict each other; "
+                                    "give one")
     paths = expand_inputs(inputs)  # a mixed or empty folder stops here, nothing written
+    folders = {path: out_dir / sub for path, sub in output_subfolders(paths).items()}
+    if skip_existing:
+        paths = skip_done(paths, lambda path: [folders[path] / output_name(path)])
     params = SimulationParams(coils=coils, noise=noise, seed=seed)
 
     def job(path: Path) -> dict:
-        return simulate_file(path, out_dir, params, matrix=matrix, series=series,
+        return simulate_file(path, folders[path], params, matrix=matrix, series=series,
                              overwrite=overwrite)
 
     records, failed = run_batch(paths, job, "simulating")

@@ -21,7 +21,7 @@ _SUFFIX_FORMATS = {".h5": "fastmri", ".hdf5": "fastmri", ".nii": "nifti", ".nii.
 #: The extension of an output of each format (a DICOM output is a folder): the one table.
 EXTENSIONS = {"fastmri": ".h5", "nifti": ".nii.gz", "dicom": ""}
 
-__all__ = ["EXTENSIONS", "FORMATS", "detect_format", "load", "output_path", "save"]
+__all__ = ["EXTENSIONS", "FORMATS", "detect_format", "load", "output_path", "output_stem", "save"]
 
 
 def detect_format(path: str | Path) -> str:
@@ -120,22 +120,31 @@ def save(volume: Volume, path: str | Path, *, fmt: str | None = None,
     return [write_reconstruction(volume, path, overwrite=overwrite)]
 
 
+def output_stem(input_path: str | Path) -> str:
+    """The stem every output of ``input_path`` is named after.
+
+    ``knee.h5``, ``knee.nii.gz``, ``knee.dcm`` and a folder ``knee/`` all give ``knee``.
+    """
+    input_path = Path(input_path)
+    name = input_path.name or input_path.resolve().name
+    if name in ("", ".", ".."):
+        name = input_path.resolve().name
+    for suffix in _SUFFIX_FORMATS:
+        if name.lower().endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
 def output_path(input_path: str | Path, out_dir: str | Path, fmt: str | None = None) -> Path:
     """The deterministic output name for ``input_path`` written into ``out_dir``.
 
-    Same stem as the input (``knee.h5``, ``knee.nii.gz`` and folder ``knee/`` all give
-    ``knee``) with ``.h5`` (fastmri), ``.nii.gz`` (nifti) or no suffix (dicom: a folder).
-    ``fmt=None`` keeps the input's format. An output that would be the input itself is an
-    :class:`~mrirecon.errors.OutputError`.
+    :func:`output_stem` with ``.h5`` (fastmri), ``.nii.gz`` (nifti) or no suffix (dicom: a
+    folder). ``fmt=None`` keeps the input's format. An output that would be the input itself
+    is an :class:`~mrirecon.errors.OutputError`.
     """
     input_path = Path(input_path)
     fmt = detect_format(input_path) if fmt is None else _check_fmt(fmt)
-    name = input_path.name or input_path.resolve().name
-    for suffix in _SUFFIX_FORMATS:
-        if name.lower().endswith(suffix) and len(name) > len(suffix):
-            name = name[: -len(suffix)]
-            break
-    out = Path(out_dir) / (name + EXTENSIONS[fmt])
+    out = Path(out_dir) / (output_stem(input_path) + EXTENSIONS[fmt])
     if out.resolve() == input_path.resolve():
         raise OutputError(f"{out}: output would replace the input; choose another output folder")
     return out

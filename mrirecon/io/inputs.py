@@ -12,18 +12,23 @@ on their positional paths, so a folder means the same thing to all of them:
 
 ``-`` as the only path reads the paths from stdin, one per line (blank lines ignored), so that
 ``find ... | mrirecon reconstruct - -o out`` works; the paths read are expanded the same way.
+
+:func:`output_subfolders` then places each input's outputs under ``-o``: directly in it, or,
+when two inputs share an output stem (``a/scan.h5 b/scan.h5``, a BIDS tree of ``T1w.nii.gz``),
+in the input's folder relative to the inputs' common folder, mirrored for every input.
 """
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TextIO
 
 from mrirecon.errors import InvalidParameterError
 
-__all__ = ["STDIN", "expand_inputs", "folder_contents"]
+__all__ = ["STDIN", "expand_inputs", "folder_contents", "output_subfolders"]
 
 #: The input name that means "read the input paths from stdin".
 STDIN = "-"
@@ -65,6 +70,46 @@ def expand_inputs(paths: Iterable[str | Path], *, stdin: TextIO | None = None) -
     for path in given:
         out.extend(_folder_inputs(path) if path.is_dir() else [path])
     return out
+
+
+def output_subfolders(paths: Sequence[Path]) -> dict[Path, Path]:
+    """Where under the output folder each input's outputs go, relative to it.
+
+    ``Path(".")`` for every input when their output stems
+    (:func:`~mrirecon.io.output_stem`, compared ignoring case) are distinct. Otherwise every
+    input's folder relative to the common folder of all inputs, so that
+    ``a/scan.h5 b/scan.h5 -o out`` writes ``out/a/scan.h5`` and ``out/b/scan.h5``.
+
+    Raises
+    ------
+    InvalidParameterError
+        An input given twice, or two inputs that would still share an output (same folder and
+        stem, e.g. ``scan.h5`` and ``scan.nii.gz``).
+    """
+    from mrirecon.io import output_stem
+
+    here = Path(".")
+    resolved = [Path(os.path.abspath(p)) for p in paths]
+    first: dict[Path, Path] = {}
+    for path, full in zip(paths, resolved, strict=True):
+        if full in first:
+            raise InvalidParameterError(f"{path}: given more than once as an input")
+        first[full] = path
+    stems = [output_stem(full).lower() for full in resolved]
+    if len(set(stems)) == len(stems):
+        return {path: here for path in paths}
+    common = Path(os.path.commonpath([full.parent for full in resolved]))
+    subfolders = {path: full.parent.relative_to(common)
+                  for path, full in zip(paths, resolved, strict=True)}
+    owner: dict[tuple[Path, str], Path] = {}
+    for path, stem in zip(paths, stems, strict=True):
+        key = (subfolders[path], stem)
+        if key in owner:
+            raise InvalidParameterError(
+                f"{owner[key]} and {path} would write the same outputs "
+                f"({stem!r} in {subfolders[path]}/); rename one or give them in separate runs")
+        owner[key] = path
+    return subfolders
 
 
 def folder_contents(folder: str | Path) -> dict[str, list[Path]]:

@@ -158,3 +158,66 @@ def test_files_mode_takes_accel_and_the_old_acceleration(simulated_scans, tmp_pa
                  "4,8")
     assert two.exit_code == 2 and "files mode filters on one acceleration" in two.stderr
     assert "--acceleration" not in invoke("evaluate", "--help").stdout
+
+
+@pytest.fixture
+def bids(tmp_path) -> Path:
+    """A BIDS-like tree: two subjects, each with an ``anat/T1w.nii.gz`` (different images)."""
+    nib = pytest.importorskip("nibabel")
+    import numpy as np
+
+    root = tmp_path / "bids"
+    for i, subject in enumerate(("sub-01", "sub-02")):
+        (root / subject / "anat").mkdir(parents=True)
+        image = np.zeros((32, 32, 2), np.float32)
+        image[8 + 4 * i: 24, 8:24] = 100.0 + 50 * i
+        nib.save(nib.Nifti1Image(image, np.eye(4)), root / subject / "anat" / "T1w.nii.gz")
+    return root
+
+
+def test_same_named_inputs_get_mirrored_folders(bids, tmp_path) -> None:
+    """sub-*/anat/T1w.nii.gz once overwrote each other (data loss with --overwrite)."""
+    sim = tmp_path / "sim"
+    done = invoke("simulate", bids, "-o", sim, "--coils", "2", "--json")
+    assert done.exit_code == 0, done.output
+    h5 = sorted(p.relative_to(sim).as_posix() for p in sim.rglob("*.h5"))
+    assert h5 == ["sub-01/anat/T1w.h5", "sub-02/anat/T1w.h5"]
+    out = tmp_path / "out"
+    for attempt in ((), ("--overwrite",)):
+        result = invoke("reconstruct", *sorted(sim.rglob("*.h5")), "-o", out, "--method",
+                        "zero-filled", *attempt)
+        assert result.exit_code == 0, result.output
+    first, second = (h5py_target(out / s / "anat" / "T1w.h5") for s in ("sub-01", "sub-02"))
+    assert first.shape == second.shape and (first != second).any()  # two outputs, not one
+
+
+def h5py_target(path: Path):
+    from mrirecon.io.fastmri_h5 import read_reconstruction
+
+    return read_reconstruction(path).data
+
+
+def test_an_input_given_twice_or_a_stem_clash_in_one_folder_is_refused(folder, tmp_path) -> None:
+    twice = invoke("reconstruct", folder / "MR_small.h5", folder / "MR_small.h5",
+                   "-o", tmp_path / "a", "--method", "zero-filled")
+    assert twice.exit_code == 2 and "given more than once" in twice.stderr
+    shutil.copy(folder / "MR_small.h5", folder / "MR_small.hdf5")
+    clash = invoke("reconstruct", folder / "MR_small.h5", folder / "MR_small.hdf5",
+                   "-o", tmp_path / "b", "--method", "zero-filled")
+    assert clash.exit_code == 2 and "would write the same outputs" in clash.stderr
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_skip_existing_reruns_only_what_is_missing(folder, tmp_path) -> None:
+    out = tmp_path / "out"
+    first = invoke("reconstruct", folder / "MR_small.h5", "-o", out, "--method", "zero-filled")
+    assert first.exit_code == 0, first.output
+    stamp = (out / "MR_small.h5").stat().st_mtime_ns
+    again = invoke("reconstruct", folder, "-o", out, "--method", "zero-filled", "--json",
+                   "--skip-existing")
+    assert again.exit_code == 0, again.output
+    assert [Path(r["input"]).name for r in json.loads(again.stdout)] == ["example4d.h5"]
+    assert "1 of 2 inputs already have their outputs" in again.stderr
+    assert (out / "MR_small.h5").stat().st_mtime_ns == stamp
+    both = invoke("reconstruct", folder, "-o", out, "--skip-existing", "--overwrite")
+    assert both.exit_code == 2 and "contradict" in both.stderr
