@@ -18,7 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from mrirecon.cli._batch import progress_bar
-from mrirecon.cli._console import UsageError, emit_json, error_line, info, print_table
+from mrirecon.cli._console import UsageError, emit_json, error_line, info, print_table, warn
 from mrirecon.cli._options import float_values, split_values
 from mrirecon.sampling.spec import MaskKind
 
@@ -75,6 +75,9 @@ def evaluate_command(
     acquisition: Annotated[str | None, typer.Option(
         "--acquisition", help="Files mode: only targets of this acquisition (e.g. CORPD_FBK).",
         show_default=False)] = None,
+    allow_missing: Annotated[bool, typer.Option(
+        "--allow-missing", help="Files mode: targets without a prediction are reported but do "
+        "not make the exit code 1.")] = False,
     fail_below: Annotated[str | None, typer.Option(
         "--fail-below", help="Exit 1 if a (method, R) mean misses a threshold, e.g. "
         "psnr=30,ssim=0.8 (nmse=V is an upper bound).", show_default=False,
@@ -88,16 +91,18 @@ def evaluate_command(
 
     Sweep mode: mrirecon evaluate DATA... --accel 2,4,8 --methods zero-filled,cs -o report/.
     Files mode: mrirecon evaluate --predictions recon/ --targets data/ [--accel 4].
-    A file the sweep cannot score is reported in one line and left out; the others are scored.
-    Exit codes: 0 all good, 1 a --fail-below threshold missed, a file skipped or a runtime
-    error, 2 usage error.
+    A file that cannot be scored is reported in one line and left out; the others are scored.
+    In files mode each target without a prediction is reported in one line too.
+    Exit codes: 0 all good, 1 a --fail-below threshold missed, a file skipped, a target without
+    a prediction (unless --allow-missing) or a runtime error, 2 usage error.
     """
     from mrirecon import evaluate, report
     from mrirecon.fileutil import check_writable
 
     sweep_mode = bool(data)
     paths: list[Path] = []
-    skipped: list[dict[str, str]] = []  # sweep mode: files that could not be scored
+    skipped: list[dict[str, str]] = []  # files that could not be scored
+    missing: list[str] = []  # files mode: targets without a prediction
     if sweep_mode and (predictions or targets):
         raise UsageError("give either DATA files (sweep mode) or --predictions and --targets "
                          "(files mode), not both")
@@ -110,6 +115,8 @@ def evaluate_command(
     if not sweep_mode and (methods or model or mask_repeats > 1):
         raise UsageError("--methods, --model and --mask-repeats belong to sweep mode "
                          "(DATA files)")
+    if sweep_mode and allow_missing:
+        raise UsageError("--allow-missing belongs to files mode (--predictions/--targets)")
     if not sweep_mode and samples is not None:
         raise UsageError("--samples belongs to sweep mode (DATA files with a cINN --model)")
     if samples is not None:
@@ -125,6 +132,7 @@ def evaluate_command(
             float_values(accel or ["4"], "--accel"), split_values(methods or ["zero-filled"]),
             mask_kind=mask_kind.value, center_fraction=center_fraction)
         paths = expand_inputs(data or [])  # a mixed or empty folder stops here
+        total = len(paths)
     else:
         file_accel = _one_acceleration(accel)
     plots = report.plots_available()
@@ -149,14 +157,21 @@ def evaluate_command(
         pixels = swept.calibration_pixels
     else:
         assert predictions is not None and targets is not None  # files mode: both given (above)
-        records = evaluate.compare_files(predictions, targets, acceleration=file_accel,
-                                         acquisition=acquisition)
+        records = evaluate.compare_files(
+            predictions, targets, acceleration=file_accel, acquisition=acquisition,
+            on_missing=lambda target: missing.append(_missing(target, predictions,
+                                                              allow_missing)),
+            on_error=lambda path, exc: skipped.append(_skip(path, exc)))
         notes, panels, panel_file, pixels = [], {}, None, {}
+        total = len(records) + len(skipped) + len(missing)
     for note in notes:
         info(f"[yellow]warning:[/] {note}")
-    skip_notes = ([f"{len(skipped)} of {len(paths)} files skipped: "
+    skip_notes = ([f"{len(skipped)} of {total} files skipped: "
                    + "; ".join(f"{s['file']} ({s['error']})" for s in skipped)]
                   if skipped else [])
+    if missing:
+        skip_notes.append(f"{len(missing)} of {total} targets without a prediction: "
+                          + ", ".join(missing))
     summary = evaluate.summarize_records(records)
     failures = evaluate.check_thresholds(summary, fail_below) if fail_below else []
     written: list[Path] = []
@@ -168,7 +183,7 @@ def evaluate_command(
             info("matplotlib is not installed: plots and panels skipped (pip install matplotlib)")
     if json_out:
         emit_json(report.json_safe({"summary": summary, "records": list(records),
-                                    "notes": notes, "skipped": skipped,
+                                    "notes": notes, "skipped": skipped, "missing": missing,
                                     "failed_thresholds": failures,
                                     "report_files": [str(p) for p in written]}))
     else:
@@ -182,8 +197,11 @@ def evaluate_command(
     for failure in failures:
         error_line(f"threshold missed: {failure}")
     if skipped:
-        info(f"{len(skipped)} of {len(paths)} files skipped")
-    return 1 if failures or skipped else 0
+        info(f"{len(skipped)} of {total} files skipped")
+    if missing:
+        info(f"{len(missing)} of {total} targets have no prediction"
+             + (" (--allow-missing)" if allow_missing else ""))
+    return 1 if failures or skipped or (missing and not allow_missing) else 0
 
 
 def _one_acceleration(accel: list[str] | None) -> float | None:
@@ -195,6 +213,16 @@ def _one_acceleration(accel: list[str] | None) -> float | None:
         raise UsageError("files mode filters on one acceleration; got --accel "
                          f"{','.join(f'{v:g}' for v in values)}")
     return values[0]
+
+
+def _missing(target: Path, predictions: Path, allowed: bool) -> str:
+    """Report a target without a prediction in one line (a warning with --allow-missing)."""
+    message = f"{target}: no prediction {target.name} in {predictions}"
+    if allowed:
+        warn(target, f"no prediction {target.name} in {predictions}")
+    else:
+        error_line(message)
+    return str(target)
 
 
 def _skip(path: Path, exc: Exception) -> dict[str, str]:

@@ -8,6 +8,7 @@ by :mod:`mrirecon.io.predictions`.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,10 @@ ACHIEVED_TOLERANCE = 0.05
 
 def compare_files(predictions_dir: str | Path, targets_dir: str | Path, *,
                   acceleration: float | None = None,
-                  acquisition: str | None = None) -> list[dict[str, Any]]:
+                  acquisition: str | None = None,
+                  on_missing: Callable[[Path], None] | None = None,
+                  on_error: Callable[[Path, MriReconError], None] | None = None
+                  ) -> list[dict[str, Any]]:
     """Score reconstruction files against targets of the same file name (fastMRI's evaluate).
 
     Parameters
@@ -40,6 +44,13 @@ def compare_files(predictions_dir: str | Path, targets_dir: str | Path, *,
         files); else the recorded achieved acceleration within :data:`ACHIEVED_TOLERANCE`.
     acquisition
         Keep only targets whose ``acquisition`` attribute equals this (e.g. ``CORPD_FBK``).
+    on_missing
+        Called with each target that has no prediction, and the others are scored; ``None``
+        raises instead (all listed).
+    on_error
+        Called with the prediction and the error of each pair that cannot be scored (an
+        unreadable file, a shape that differs from its target's), and the others are scored;
+        ``None`` raises the first.
 
     Returns
     -------
@@ -58,7 +69,7 @@ def compare_files(predictions_dir: str | Path, targets_dir: str | Path, *,
     InvalidParameterError
         A filter that matches no file.
     """
-    from mrirecon.io.predictions import file_attrs, hdf5_files, read_prediction, read_target
+    from mrirecon.io.predictions import file_attrs, hdf5_files
 
     pred_dir, tgt_dir = Path(predictions_dir), Path(targets_dir)
     for folder, what in ((pred_dir, "predictions"), (tgt_dir, "targets")):
@@ -74,36 +85,59 @@ def compare_files(predictions_dir: str | Path, targets_dir: str | Path, *,
             found = sorted({str(a.get("acquisition")) for a in attrs.values()})
             raise InvalidParameterError(f"no target in {tgt_dir} has acquisition "
                                         f"{acquisition!r} (found: {', '.join(found)})")
-    missing = [p.name for p in targets if not (pred_dir / p.name).is_file()]
+    missing = [p for p in targets if not (pred_dir / p.name).is_file()]
     if missing:
-        raise InputFileError(pred_dir, f"no prediction for {len(missing)} of {len(targets)} "
-                             f"targets: {', '.join(missing)}")
-    records = []
-    for target in targets:
-        pred = read_prediction(pred_dir / target.name)
-        mask = pred.provenance.get("mask") or {}
-        requested = mask.get("acceleration", attrs[target].get("acceleration"))
-        achieved = mask.get("achieved_acceleration")
-        if acceleration is not None and not _accel_matches(acceleration, requested, achieved):
+        if on_missing is None:
+            raise InputFileError(pred_dir, f"no prediction for {len(missing)} of {len(targets)} "
+                                 f"targets: {', '.join(p.name for p in missing)}")
+        for target in missing:
+            on_missing(target)
+    records, failed = [], 0
+    for target in (t for t in targets if t not in missing):
+        try:
+            record = _score_pair(pred_dir / target.name, target, attrs[target], acceleration)
+        except MriReconError as exc:
+            if on_error is None:
+                raise
+            on_error(pred_dir / target.name, exc)
+            failed += 1
             continue
-        ref = read_target(target)
-        if ref.shape != pred.shape:
-            raise MriReconError(
-                f"{pred.source} is {shape_text(pred.shape)} but its target {target} is "
-                f"{shape_text(ref.shape)} (slices x rows x cols)")
-        scores = score(np.abs(ref.data), pred.data, target.name, "prediction")
-        records.append({
-            "file": target.name, "method": pred.provenance.get("method", "unknown"),
-            "acceleration": _float(requested if requested is not None else achieved),
-            "achieved_acceleration": _float(achieved), "slices": int(pred.shape[0]), **scores,
-            "seconds_per_slice": pred.provenance.get("seconds_per_slice"),
-            "simulated": bool(pred.provenance.get("simulated", attrs[target].get("simulated"))),
-            "acquisition": attrs[target].get("acquisition"),
-        })
+        if record is not None:
+            records.append(record)
     if not records:
+        if failed or missing:
+            raise MriReconError(f"nothing to evaluate: none of the {len(targets)} targets in "
+                                f"{tgt_dir} has a prediction in {pred_dir} that could be scored")
         raise InvalidParameterError(f"no prediction in {pred_dir} was made at acceleration "
                                     f"{acceleration:g}")
     return records
+
+
+def _score_pair(prediction: Path, target: Path, attrs: dict[str, Any],
+                acceleration: float | None) -> dict[str, Any] | None:
+    """The record of one prediction against its target; ``None`` when filtered out."""
+    from mrirecon.io.predictions import read_prediction, read_target
+
+    pred = read_prediction(prediction)
+    mask = pred.provenance.get("mask") or {}
+    requested = mask.get("acceleration", attrs.get("acceleration"))
+    achieved = mask.get("achieved_acceleration")
+    if acceleration is not None and not _accel_matches(acceleration, requested, achieved):
+        return None
+    ref = read_target(target)
+    if ref.shape != pred.shape:
+        raise MriReconError(
+            f"{pred.source} is {shape_text(pred.shape)} but its target {target} is "
+            f"{shape_text(ref.shape)} (slices x rows x cols)")
+    scores = score(np.abs(ref.data), pred.data, target.name, "prediction")
+    return {
+        "file": target.name, "method": pred.provenance.get("method", "unknown"),
+        "acceleration": _float(requested if requested is not None else achieved),
+        "achieved_acceleration": _float(achieved), "slices": int(pred.shape[0]), **scores,
+        "seconds_per_slice": pred.provenance.get("seconds_per_slice"),
+        "simulated": bool(pred.provenance.get("simulated", attrs.get("simulated"))),
+        "acquisition": attrs.get("acquisition"),
+    }
 
 
 def _accel_matches(wanted: float, requested: Any, achieved: Any) -> bool:

@@ -7,11 +7,14 @@ import json
 import shutil
 from pathlib import Path
 
+import h5py
+import numpy as np
 import pytest
 from pydicom.data import get_testdata_file
 from typer.testing import CliRunner
 
 from mrirecon.cli.app import app
+from mrirecon.io.fastmri_h5 import read_reconstruction
 
 runner = CliRunner()
 MR_SMALL = Path(get_testdata_file("MR_small.dcm", download=False))
@@ -164,8 +167,6 @@ def test_files_mode_takes_accel_and_the_old_acceleration(simulated_scans, tmp_pa
 def bids(tmp_path) -> Path:
     """A BIDS-like tree: two subjects, each with an ``anat/T1w.nii.gz`` (different images)."""
     nib = pytest.importorskip("nibabel")
-    import numpy as np
-
     root = tmp_path / "bids"
     for i, subject in enumerate(("sub-01", "sub-02")):
         (root / subject / "anat").mkdir(parents=True)
@@ -187,14 +188,9 @@ def test_same_named_inputs_get_mirrored_folders(bids, tmp_path) -> None:
         result = invoke("reconstruct", *sorted(sim.rglob("*.h5")), "-o", out, "--method",
                         "zero-filled", *attempt)
         assert result.exit_code == 0, result.output
-    first, second = (h5py_target(out / s / "anat" / "T1w.h5") for s in ("sub-01", "sub-02"))
+    first, second = (read_reconstruction(out / s / "anat" / "T1w.h5").data
+                     for s in ("sub-01", "sub-02"))
     assert first.shape == second.shape and (first != second).any()  # two outputs, not one
-
-
-def h5py_target(path: Path):
-    from mrirecon.io.fastmri_h5 import read_reconstruction
-
-    return read_reconstruction(path).data
 
 
 def test_an_input_given_twice_or_a_stem_clash_in_one_folder_is_refused(folder, tmp_path) -> None:
@@ -221,3 +217,29 @@ def test_skip_existing_reruns_only_what_is_missing(folder, tmp_path) -> None:
     assert (out / "MR_small.h5").stat().st_mtime_ns == stamp
     both = invoke("reconstruct", folder, "-o", out, "--skip-existing", "--overwrite")
     assert both.exit_code == 2 and "contradict" in both.stderr
+
+
+def test_files_mode_scores_the_pairs_that_exist(folder, tmp_path) -> None:
+    """A predictions folder covering some targets: score those, one line per missing target."""
+    recon = tmp_path / "recon"
+    made = invoke("reconstruct", folder / "MR_small.h5", "-o", recon, "--method", "zero-filled")
+    assert made.exit_code == 0, made.output
+    shutil.copy(folder / "MR_small.h5", folder / "third.h5")
+    with h5py.File(recon / "third.h5", "w") as f:  # a prediction of the wrong shape
+        f["reconstruction"] = np.ones((2, 8, 8), np.float32)
+    strict = invoke("evaluate", "--predictions", recon, "--targets", folder, "--json")
+    assert strict.exit_code == 1
+    doc = json.loads(strict.stdout)
+    assert [r["file"] for r in doc["records"]] == ["MR_small.h5"]
+    assert doc["missing"] == [str(folder / "example4d.h5")]
+    assert [s["file"] for s in doc["skipped"]] == [str(recon / "third.h5")]
+    lines = strict.stderr.strip().splitlines()
+    assert f"error: {folder / 'example4d.h5'}: no prediction example4d.h5 in {recon}" in lines
+    assert any("third.h5 is 2x8x8 but its target" in line for line in lines)
+    (recon / "third.h5").unlink()
+    (folder / "third.h5").unlink()
+    allowed = invoke("evaluate", "--predictions", recon, "--targets", folder, "--allow-missing")
+    assert allowed.exit_code == 0, allowed.output
+    assert "1 of 2 targets have no prediction (--allow-missing)" in allowed.stderr
+    none = invoke("evaluate", "--predictions", tmp_path / "recon-empty", "--targets", folder)
+    assert none.exit_code == 1 and "predictions folder not found" in none.stderr
