@@ -55,11 +55,12 @@ _Model = Annotated[Path | None, typer.Option(
     "by name (default, default-cinn) \\[default: "
     "the shipped i-RIM, or with --samples the shipped cINN, when no --method is given].",
     show_default=False)]
-_Accel = Annotated[float, typer.Option("--accel", help="Acceleration for fully sampled "
-    "inputs.")]
+_Accel = Annotated[float | None, typer.Option("--accel", help="Acceleration for fully sampled "
+    "inputs \\[default: 4].", show_default=False)]
 _CenterFraction = Annotated[float | None, typer.Option(
     "--center-fraction", help="Fully sampled centre fraction \\[default: 0.32 / accel].")]
-_MaskKind = Annotated[MaskKind, typer.Option("--mask-kind", help="Mask pattern.")]
+_MaskKind = Annotated[MaskKind | None, typer.Option(
+    "--mask-kind", help="Mask pattern \\[default: random].", show_default=False)]
 _MaskFile = Annotated[Path | None, typer.Option(
     "--mask", help="A mask file from `mrirecon mask` (instead of --mask-kind).")]
 _Lamda = Annotated[float | None, typer.Option(
@@ -103,9 +104,9 @@ def reconstruct_command(
     out_dir: _OutDir,
     method: _Method = None,
     model: _Model = None,
-    accel: _Accel = 4.0,
+    accel: _Accel = None,
     center_fraction: _CenterFraction = None,
-    mask_kind: _MaskKind = MaskKind.RANDOM,
+    mask_kind: _MaskKind = None,
     mask_file: _MaskFile = None,
     lamda: _Lamda = None,
     max_iter: _MaxIter = None,
@@ -145,7 +146,17 @@ def reconstruct_command(
     if skip_existing and overwrite:
         raise InvalidParameterError("--skip-existing and --overwrite contradict each other; "
                                     "give one")
-    options = MaskOptions(kind=mask_kind, acceleration=accel, center_fraction=center_fraction,
+    if mask_file is not None:
+        drawn = [name for name, value in (("--accel", accel), ("--mask-kind", mask_kind),
+                                          ("--center-fraction", center_fraction))
+                 if value is not None]
+        if drawn:
+            raise InvalidParameterError(f"--mask {mask_file} fixes the sampling; "
+                                        f"{' and '.join(drawn)} would be ignored: drop "
+                                        f"{'them' if len(drawn) > 1 else 'it'}")
+    options = MaskOptions(kind=mask_kind or MaskKind.RANDOM,
+                          acceleration=4.0 if accel is None else accel,
+                          center_fraction=center_fraction,
                           seed=seed, mask_file=mask_file)  # checked before any file is touched
     paths = expand_inputs(inputs)  # a mixed or empty folder stops here, nothing written
     folders = {path: out_dir / sub for path, sub in output_subfolders(paths).items()}

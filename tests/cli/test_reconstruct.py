@@ -100,6 +100,11 @@ def test_mask_file_and_file_carried_mask(scans, tmp_path) -> None:
     wrong = invoke(scans / "example4d.h5", "-o", tmp_path / "o", "--mask", mask_path)
     assert wrong.exit_code == 1
     assert "mask is 1x64 but example4d.h5 has k-space 48x48" in wrong.stderr
+    both = invoke(scans / "MR_small.h5", "-o", tmp_path / "c", "--mask", mask_path, "--accel", 8,
+                  "--mask-kind", "equispaced")
+    assert both.exit_code == 2 and not (tmp_path / "c").exists()
+    assert both.stderr.strip() == (f"error: --mask {mask_path} fixes the sampling; --accel and "
+                                   "--mask-kind would be ignored: drop them")
 
 
 def test_failures_are_reported_and_skipped(scans, tmp_path) -> None:
