@@ -221,8 +221,9 @@ def draw_panel(images: Mapping[str, np.ndarray], scores: Mapping[str, Mapping[st
 
     ``images`` maps ``"target"``, ``"zero-filled"`` and method names to 2-D images; ``scores``
     maps method names to their records (PSNR/SSIM in the titles; the best PSNR picks the error
-    image). All images share ``vmin = 0``, ``vmax = max(target)``; the error is shown on the same
-    scale amplified by :data:`ERROR_GAIN`.
+    image). All images share ``vmin = 0``, ``vmax = max(target)``; the error is shown on that
+    scale amplified by :data:`ERROR_GAIN` (``vmax = max(target) / ERROR_GAIN``), with a colour
+    bar in the target's units.
     """
     target = np.asarray(images["target"], dtype=np.float32)
     methods = ["zero-filled", *(m for m in images if m not in ("target", "zero-filled"))]
@@ -233,15 +234,21 @@ def draw_panel(images: Mapping[str, np.ndarray], scores: Mapping[str, Mapping[st
         label = m if m not in scores else (f"{m}\n{scores[m]['psnr']:.2f} dB, "
                                            f"SSIM {scores[m]['ssim']:.3f}")
         tiles.append((label, np.asarray(images[m], dtype=np.float32)))
-    error = np.abs(target - np.asarray(images[best], dtype=np.float32)) * ERROR_GAIN
+    error = np.abs(target - np.asarray(images[best], dtype=np.float32))
     tiles.append((f"|error| x{ERROR_GAIN:g}\n{best}", error))
     vmax = float(target.max()) or 1.0
-    fig = _figure(2.4 * len(tiles), 2.9)
+    fig = _figure(2.4 * len(tiles) + 0.6, 2.9)
     for i, (label, image) in enumerate(tiles):
         ax = fig.add_subplot(1, len(tiles), i + 1)
-        ax.imshow(image, cmap="gray", vmin=0.0, vmax=vmax, interpolation="nearest")
+        last = i == len(tiles) - 1
+        shown = ax.imshow(image, cmap="gray", vmin=0.0,
+                          vmax=vmax / ERROR_GAIN if last else vmax, interpolation="nearest")
         ax.set_title(label, fontsize=9)
         ax.set_axis_off()
+        if last:  # the error's scale, in the target's units (not amplified)
+            bar = fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
+            bar.set_label("|error| (target units)", fontsize=8)
+            bar.ax.tick_params(labelsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 0.92 if title else 1))

@@ -424,3 +424,25 @@ def test_report_draws_the_calibration_plot(sampled, tmp_path) -> None:
     header = (tmp_path / "r" / "records.csv").read_text().splitlines()[0].split(",")
     assert set(evaluate.CALIBRATION) <= set(header) and "sampling_seed" in header
     assert "within_2std_ci95_high" in (tmp_path / "r" / "summary.csv").read_text()
+
+
+def test_the_panel_has_its_tiles_scores_and_an_error_colour_bar(monkeypatch, tmp_path) -> None:
+    """target | zero-filled | methods | |error| x5, PSNR/SSIM in the titles, a bar in units."""
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    saved: list[Figure] = []
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *a, **k: saved.append(fig))
+    rng = np.random.default_rng(0)
+    target = rng.random((32, 32)).astype(np.float32) * 10
+    images = {"target": target, "zero-filled": target * 0.5, "cs": target * 0.9}
+    scores = {"zero-filled": {"psnr": 20.0, "ssim": 0.5}, "cs": {"psnr": 30.0, "ssim": 0.9}}
+    report.draw_panel(images, scores, tmp_path / "panel.png")
+    axes = saved[0].axes
+    titles = [ax.get_title() for ax in axes[:4]]
+    assert titles == ["target", "zero-filled\n20.00 dB, SSIM 0.500", "cs\n30.00 dB, SSIM 0.900",
+                      f"|error| x{report.ERROR_GAIN:g}\ncs"]
+    assert len(axes) == 5 and axes[4].get_ylabel() == "|error| (target units)"
+    error = axes[3].images[0]
+    np.testing.assert_allclose(error.get_array(), np.abs(target - images["cs"]), rtol=1e-6)
+    assert error.get_clim() == pytest.approx((0.0, target.max() / report.ERROR_GAIN))

@@ -59,4 +59,10 @@ def demo_command(
                   f"{r['ssim_mean']:.4f}", f"{r['nmse_mean']:.4f}",
                   f"{r['seconds_per_slice']:.3g}"] for r in summary],
                 title="sample scan (simulated k-space of Colin27 slices), fastMRI metrics")
-    info(f"NIfTI outputs in {out_dir}/<method>/, metrics and panel in {report_dir}/")
+    info(f"NIfTI outputs in {out_dir}/<method>/, metrics in {report_dir}/")
+    panels = [p for p in written if p.name.startswith("panel_")]
+    for panel in panels:
+        info(f"panel: {panel}")
+    if not panels:
+        info("no panel: matplotlib is not installed (scripts/demo.sh installs it, or "
+             "pip install matplotlib)")

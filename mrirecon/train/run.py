@@ -57,7 +57,8 @@ def run_folder(cfg: TrainConfig, overwrite: bool, main: bool) -> Path:
     """Make the run folder ready (on rank 0) and return its path.
 
     It is checked, created, rid of a killed write's temporary files, and given
-    ``config.yaml``.
+    ``config.yaml``. A folder holding only what a run writes before its first checkpoint
+    (``config.yaml``, ``log.csv``: a run that failed early) blocks nothing: it is reused.
 
     Parameters
     ----------
@@ -76,14 +77,15 @@ def run_folder(cfg: TrainConfig, overwrite: bool, main: bool) -> Path:
     Raises
     ------
     OutputError
-        ``cfg.out`` is a file, or a non-empty folder without ``resume`` or ``overwrite``.
+        ``cfg.out`` is a file, or a folder holding results (any other file) without ``resume``
+        or ``overwrite``.
     """
     out = Path(cfg.out)
     if not main:
         return out
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: run folder is a file")
-    if cfg.resume is None and out.is_dir() and any(out.iterdir()) and not overwrite:
+    if cfg.resume is None and not overwrite and _holds_results(out):
         raise OutputError(f"{out}: run folder is not empty; pass --overwrite to replace it or "
                           "--resume to continue it")
     out.mkdir(parents=True, exist_ok=True)
@@ -92,6 +94,18 @@ def run_folder(cfg: TrainConfig, overwrite: bool, main: bool) -> Path:
             stale.unlink()
     save_config(cfg, out / "config.yaml")
     return out
+
+
+#: What a run writes before its first checkpoint: a folder holding only these has no results.
+_BEFORE_FIRST_SAVE = ("config.yaml", "log.csv")
+
+
+def _holds_results(out: Path) -> bool:
+    """Whether ``out`` holds anything but a failed run's first files and temporary writes."""
+    if not out.is_dir():
+        return False
+    return any(p.name not in _BEFORE_FIRST_SAVE and not p.name.startswith(".")
+               or p.is_dir() for p in out.iterdir())
 
 
 def checkpoint_meta(cfg: TrainConfig, train_set: Any) -> dict[str, Any]:

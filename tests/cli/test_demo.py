@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import site
+import subprocess
+import sys
+from pathlib import Path
 
 import nibabel as nib
+import pytest
 from helpers import Counting
 from typer.testing import CliRunner
 
@@ -55,3 +62,33 @@ def test_reconstruct_uses_the_default_model_without_method(tmp_path) -> None:
                                  "--device", "cpu", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)[0]["method"] == "irim.v1"
+
+
+@pytest.mark.slow
+def test_demo_script_on_a_fresh_clone_makes_the_png(tmp_path) -> None:
+    """The quick start's first command, ``scripts/demo.sh``, on a fresh clone writes the panel.
+
+    The clone is of the committed tree. Its virtual environment sees this one's packages (a
+    ``.pth`` file) so that nothing is downloaded: setup.sh still installs the clone (editable,
+    with the plots extra) into it, offline.
+    """
+    root = Path(__file__).resolve().parents[2]
+    if shutil.which("git") is None or not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(root), str(clone)], check=True, timeout=120)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True,
+                   timeout=120)
+    purelib = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()"
+         "['purelib'])"], check=True, capture_output=True, text=True).stdout.strip()
+    Path(purelib, "_outer.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    env.update(MRIRECON_VENV=str(venv), PIP_NO_INDEX="1", PIP_NO_BUILD_ISOLATION="0")
+    done = subprocess.run([str(clone / "scripts" / "demo.sh")], cwd=clone, env=env,
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    panel = Path("demo-out") / "report" / "panel_R4.png"
+    assert (clone / panel).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"panel: {panel}" in done.stderr.splitlines()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mrirecon.errors import InputFileError, InvalidParameterError, OutputError
+from mrirecon.errors import InputFileError, InvalidParameterError, MriReconError, OutputError
 from mrirecon.models.checkpoint import load_checkpoint, read_metadata
 from mrirecon.recon.protocols import Sampler
 from mrirecon.train.config import load_config
@@ -206,6 +206,25 @@ def test_refuses_non_empty_run_folder(folders, tmp_path) -> None:
         train(config(folders, out, "max_steps=1"))
     summary = train(config(folders, out, "max_steps=1"), overwrite=True)
     assert summary["steps"] == 1 and (out / "notes.txt").read_text() == "keep me"
+
+
+def test_a_run_that_failed_before_its_first_save_does_not_block_the_rerun(
+        folders, tmp_path, monkeypatch) -> None:
+    import mrirecon.train.loop as loop
+
+    out = tmp_path / "run"
+
+    def fail(*args, **kwargs):
+        raise MriReconError("the first step failed")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(loop, "batch_loss", fail)
+        with pytest.raises(MriReconError, match="the first step failed"):
+            train(config(folders, out, "max_steps=2"))
+    assert sorted(p.name for p in out.iterdir()) == ["config.yaml", "log.csv"]  # no results
+    assert train(config(folders, out, "max_steps=2"))["steps"] == 2  # no --overwrite needed
+    with pytest.raises(OutputError, match="not empty"):  # now it holds checkpoints
+        train(config(folders, out, "max_steps=2"))
 
 
 def test_stop_event_saves_last_and_state(folders, tmp_path) -> None:
