@@ -76,7 +76,7 @@ def calibration_ratios(paths: Sequence[Path], sampler: Any, accelerations: Seque
 
 def calibrate_checkpoint(model: Path, paths: Sequence[Path], out: Path, *,
                          accelerations: Sequence[float] = (4.0, 8.0), samples: int = 16,
-                         seed: int = 0, device: Any = "cpu", batch_size: int = 8,
+                         seed: int = 0, device: Any = "cpu", batch_size: int | None = None,
                          overwrite: bool = False,
                          progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Fit the std scale of the sampler in ``model`` on ``paths`` and write ``out``.

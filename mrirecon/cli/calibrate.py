@@ -28,8 +28,9 @@ def calibrate_command(
     seed: Annotated[int, typer.Option("--seed", min=0,
                                       help="Base seed of the masks and draws.")] = 0,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1,
-                                            help="Slices per batch.")] = 8,
+    batch_size: Annotated[int | None, typer.Option(
+        "--batch-size", min=1, help="Slices per batch \\[default: 1 on CPU, 8 on CUDA].",
+        show_default=False)] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --output.")] = False,
 ) -> int:
     """Calibrate a cINN's uncertainty maps so that k std cover the Gaussian share of the error.

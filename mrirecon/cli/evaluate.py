@@ -59,7 +59,9 @@ def evaluate_command(
         "--mask-repeats", min=1, help="Sweep mode: masks per file and acceleration (seeds "
         "--seed, --seed + 1, ...); the summary averages over files and masks.")] = 1,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Slices per batch.")] = 8,
+    batch_size: Annotated[int | None, typer.Option(
+        "--batch-size", min=1, help="Slices per batch \\[default: 1 on CPU, 8 on CUDA].",
+        show_default=False)] = None,
     report_dir: Annotated[Path | None, typer.Option(
         "--output", "-o", help="Report folder: records/summary CSV+JSON, plots, panels.",
         show_default=False)] = None,

@@ -74,7 +74,9 @@ _Device = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
 _Amp = Annotated[bool, typer.Option(
     "--amp/--no-amp", help="Run RIM/i-RIM networks in bfloat16 autocast on CUDA (physics "
     "stays float32; ignored on CPU).")]
-_BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Slices per batch.")]
+_BatchSize = Annotated[int | None, typer.Option(
+    "--batch-size", min=1, help="Slices per batch \\[default: 1 on CPU, 8 on CUDA].",
+    show_default=False)]
 _Seed = Annotated[int, typer.Option("--seed", min=0, help="Base seed of the per-file masks.")]
 _Series = Annotated[str | None, typer.Option("--series", help="DICOM SeriesInstanceUID.")]
 _Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")]
@@ -113,7 +115,7 @@ def reconstruct_command(
     fmt: _Fmt = None,
     device: _Device = "auto",
     amp: _Amp = False,
-    batch_size: _BatchSize = 8,
+    batch_size: _BatchSize = None,
     seed: _Seed = 0,
     series: _Series = None,
     overwrite: _Overwrite = False,

@@ -65,7 +65,7 @@ class SweepOptions:
     seed: int = 0
     mask_repeats: int = 1
     device: Any = "cpu"
-    batch_size: int = 8
+    batch_size: int | None = None
     models: Sequence[str | Path] = ()
     samples: int | None = None
     temperature: float = 1.0

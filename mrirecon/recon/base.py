@@ -31,7 +31,7 @@ class Reconstructor(ABC):
     device
         Where :meth:`reconstruct_batch` runs (``torch.device`` or string).
     batch_size
-        Slices per batch.
+        Slices per batch; ``None``: by device (:func:`~mrirecon.device.default_batch_size`).
     """
 
     #: Method name recorded in provenance and tables.
@@ -39,10 +39,14 @@ class Reconstructor(ABC):
     #: True if the method needs multi-coil data.
     needs_coils: bool = False
 
-    def __init__(self, device: torch.device | str = "cpu", batch_size: int = 8) -> None:
+    def __init__(self, device: torch.device | str = "cpu", batch_size: int | None = None) -> None:
+        from mrirecon.device import default_batch_size
+
+        self.device = torch.device(device)
+        if batch_size is None:
+            batch_size = default_batch_size(self.device)
         if batch_size < 1:
             raise InvalidParameterError(f"batch size must be >= 1, got {batch_size}")
-        self.device = torch.device(device)
         self.batch_size = int(batch_size)
 
     @abstractmethod

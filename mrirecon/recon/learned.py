@@ -24,7 +24,7 @@ class LearnedReconstructor(Reconstructor):
     """
 
     def __init__(self, model: nn.Module, name: str, *, device: Any = "cpu",
-                 batch_size: int = 8, metadata: dict[str, Any] | None = None,
+                 batch_size: int | None = None, metadata: dict[str, Any] | None = None,
                  amp: bool = False) -> None:
         super().__init__(device=device, batch_size=batch_size)
         self.model = model.to(self.device).eval()

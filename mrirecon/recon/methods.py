@@ -36,7 +36,7 @@ SOLVER_METHODS = (Method.SENSE, Method.CS)
 
 
 def build_reconstructor(method: Method | str | None = None, *, model: str | Path | None = None,
-                        device: Any = "cpu", batch_size: int = 8, amp: bool = False,
+                        device: Any = "cpu", batch_size: int | None = None, amp: bool = False,
                         samples: int | None = None, temperature: float = 1.0,
                         sample_batch: int | None = None, sample_seed: int = 0,
                         lamda: float | None = None,
@@ -49,8 +49,9 @@ def build_reconstructor(method: Method | str | None = None, *, model: str | Path
         At most one of them. Neither: the shipped default i-RIM, or with ``samples`` the
         shipped cINN (:mod:`mrirecon.models.default`).
     device, batch_size, amp
-        Where and how many slices at a time; ``amp``: bfloat16 autocast of RIM/i-RIM networks
-        on CUDA.
+        Where and how many slices at a time (``None``: by device,
+        :func:`~mrirecon.device.default_batch_size`); ``amp``: bfloat16 autocast of RIM/i-RIM
+        networks on CUDA.
     samples, temperature, sample_batch, sample_seed
         With ``samples``, a posterior sampler drawing that many images (a cINN checkpoint).
     lamda, max_iter
@@ -96,7 +97,8 @@ def build_reconstructor(method: Method | str | None = None, *, model: str | Path
     return learned
 
 
-def _classical(method: Method, *, device: Any, batch_size: int, **params: Any) -> Reconstructor:
+def _classical(method: Method, *, device: Any, batch_size: int | None,
+               **params: Any) -> Reconstructor:
     if method is Method.ZERO_FILLED:
         from mrirecon.recon.zero_filled import ZeroFilled
 
@@ -107,7 +109,7 @@ def _classical(method: Method, *, device: Any, batch_size: int, **params: Any) -
     return cls(device=device, batch_size=batch_size, **params)
 
 
-def load_reconstructor(path: str | Path, *, device: Any = "cpu", batch_size: int = 8,
+def load_reconstructor(path: str | Path, *, device: Any = "cpu", batch_size: int | None = None,
                        amp: bool = False) -> LearnedReconstructor:
     """A :class:`LearnedReconstructor` from a checkpoint file (safetensors; never unpickled).
 

@@ -77,7 +77,7 @@ class PosteriorSampler(LearnedReconstructor):
     """
 
     def __init__(self, model: nn.Module, name: str, *, device: Any = "cpu",
-                 batch_size: int = 8, metadata: dict[str, Any] | None = None,
+                 batch_size: int | None = None, metadata: dict[str, Any] | None = None,
                  amp: bool = False, samples: int = DEFAULT_SAMPLES, temperature: float = 1.0,
                  sample_batch: int | None = None, seed: int = 0) -> None:
         # the flow always runs in float32 (amp is not used: log-determinants and inverses need

@@ -110,7 +110,7 @@ class SigpyReconstructor(Reconstructor):
 
     def __init__(self, lamda: float | None = None, max_iter: int | None = None,
                  maps: str = "espirit", device: torch.device | str = "cpu",
-                 batch_size: int = 8) -> None:
+                 batch_size: int | None = None) -> None:
         requested = torch.device(device)
         super().__init__(device="cpu", batch_size=batch_size)
         self.requested_device = requested

@@ -3,6 +3,7 @@
     python scripts/bench/throughput.py [--geometry 320x320x1 640x368x15] [--slices N]
         [--batch-size B] [--methods zero-filled sense cs rim irim cinn] [--repeats 3]
         [--samples 8] [--max-seconds 30] [--device auto] [--amp] [--threads N] [--seed 0]
+        [--cli-batch-size B [B ...]] [--cli-volumes 1] [--cli-prefetch on|off|both]
 
 Input per geometry (ROWSxCOLSxCOILS): ``--slices`` smooth random phantom images simulated into
 coil k-space (smooth phase, birdcage maps, 1% noise) and undersampled with fastMRI's random 4x
@@ -17,12 +18,28 @@ weights: timing only), ``irim`` (the shipped default i-RIM), ``cinn`` (the shipp
 or a registry-default ``cinn.v1`` with random weights when none is shipped; its throughput is
 also given in sampled slice-images per second, ``--samples`` draws per slice). ``--amp`` runs
 the RIM and i-RIM networks under bfloat16 autocast on CUDA (the cINN stays float32).
+
+``cli`` is the row "CLI, whole volume, per slice": the fully sampled k-space written as
+``--cli-volumes`` fastMRI files and reconstructed by ``mrirecon reconstruct`` (a subprocess, the
+default i-RIM, default options but ``--device``; ``--cli-batch-size`` adds ``--batch-size``, one
+row each). Its ``seconds_per_slice`` is the CLI's own per-input time (read, undersample with the
+per-file 4x mask, reconstruct, write) summed over the inputs and divided by their slices: net of
+start-up (imports, loading the model), which is given as ``startup_seconds``; no warm-up call.
+``in_memory_ratio`` divides it by the ``irim`` row's s/slice of the same geometry, when both
+ran. ``--cli-prefetch both`` gives a row with and one without ``--prefetch`` (which reads the
+next input in a thread while the current one is reconstructed).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -32,6 +49,7 @@ from _common import (
     default_batch_size,
     emit,
     geometry,
+    median,
     progress,
     random_mask,
     release_memory,
@@ -44,7 +62,7 @@ from _common import (
 
 from mrirecon.errors import MriReconError
 
-METHODS = ("zero-filled", "sense", "cs", "rim", "irim", "cinn")
+METHODS = ("zero-filled", "sense", "cs", "rim", "irim", "cinn", "cli")
 SIGPY = ("sense", "cs")
 
 
@@ -112,6 +130,53 @@ def bench(method: str, kspace: torch.Tensor, mask: torch.Tensor, device: torch.d
     return row
 
 
+def write_scan(path: Path, kspace: torch.Tensor) -> Path:
+    """Fully sampled ``(slices, coils, rows, cols)`` k-space as a fastMRI-format file."""
+    from mrirecon.io.fastmri_h5 import write_dataset
+    from mrirecon.io.ismrmrd import build_header
+
+    slices, coils, rows, cols = kspace.shape
+    header = build_header(encoded_matrix=(rows, cols, 1), encoded_fov_mm=(rows, cols, 1.0),
+                          recon_matrix=(rows, cols, 1), recon_fov_mm=(rows, cols, 1.0),
+                          coils=coils)
+    data = kspace.numpy()
+    return write_dataset(path, data if coils > 1 else data[:, 0], header_xml=header,
+                         attrs={"simulated": True})
+
+
+def bench_cli(kspace: torch.Tensor, device: torch.device, args: argparse.Namespace,
+              batch_size: int | None, prefetch: bool) -> dict[str, Any]:
+    """``mrirecon reconstruct`` on ``--cli-volumes`` files of ``kspace`` (module docstring)."""
+    from mrirecon.device import default_batch_size as cli_default
+
+    with tempfile.TemporaryDirectory() as tmp:
+        inputs = [str(write_scan(Path(tmp) / f"volume{i}.h5", kspace))
+                  for i in range(args.cli_volumes)]
+        command = [sys.executable, "-m", "mrirecon", "reconstruct", *inputs, "-o",
+                   str(Path(tmp) / "out"), "--device", str(device), "--json", "--overwrite",
+                   "--prefetch" if prefetch else "--no-prefetch"]
+        if batch_size is not None:
+            command += ["--batch-size", str(batch_size)]
+        walls, inside = [], []
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            done = subprocess.run(command, capture_output=True, text=True, check=False)
+            walls.append(time.perf_counter() - start)
+            if done.returncode != 0:
+                raise MriReconError(f"mrirecon reconstruct failed: {done.stderr.strip()}")
+            inside.append(sum(r["seconds"] for r in json.loads(done.stdout)))
+    slices = kspace.shape[0] * args.cli_volumes
+    seconds = median(inside)
+    return {"method": "cli", "label": "CLI, whole volume, per slice", "model": "irim.v1",
+            "weights": "shipped default", "runs_on": str(device),
+            "batch_size": batch_size or cli_default(device),
+            "batch_size_given": batch_size is not None, "prefetch": prefetch,
+            "volumes": args.cli_volumes, "slices_timed": slices, "seconds": round(seconds, 4),
+            "slices_per_second": slices / seconds, "seconds_per_slice": seconds / slices,
+            "wall_seconds": round(median(walls), 4),
+            "startup_seconds": round(median(walls) - seconds, 4), "stopped_early": False}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--geometry", type=geometry, nargs="+",
@@ -125,6 +190,11 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=8, help="cINN draws per slice")
     parser.add_argument("--max-seconds", type=float, default=30.0,
                         help="stop repeating a method once its timed calls exceed this")
+    parser.add_argument("--cli-batch-size", type=int, nargs="+", default=None,
+                        help="cli: run with these --batch-size values [default: the CLI's]")
+    parser.add_argument("--cli-volumes", type=int, default=1, help="cli: input files per run")
+    parser.add_argument("--cli-prefetch", choices=("on", "off", "both"), default="on",
+                        help="cli: with --prefetch (the default), --no-prefetch or both")
     parser.add_argument("--amp", action="store_true",
                         help="bfloat16 autocast of the RIM/i-RIM networks (CUDA only)")
     add_common_arguments(parser)
@@ -132,8 +202,12 @@ def main() -> None:
     device = setup(args)
     args.batch_size = args.batch_size or default_batch_size(device)
     args.slices = args.slices or 2 * args.batch_size
-    if min(args.batch_size, args.slices, args.repeats) < 1 or args.samples < 2:
-        parser.error("--batch-size, --slices and --repeats must be >= 1, --samples >= 2")
+    if min(args.batch_size, args.slices, args.repeats, args.cli_volumes,
+           *(args.cli_batch_size or [1])) < 1 or args.samples < 2:
+        parser.error("--batch-size, --slices, --repeats, --cli-batch-size and --cli-volumes "
+                     "must be >= 1, --samples >= 2")
+    cli_batches: list[int | None] = list(args.cli_batch_size or [None])
+    cli_prefetch = {"on": [True], "off": [False], "both": [True, False]}[args.cli_prefetch]
     args.amp = bool(args.amp and device.type == "cuda")
     torch.manual_seed(args.seed)
     results, notes = [], []
@@ -144,33 +218,41 @@ def main() -> None:
         mask = random_mask(rows, cols, seed=args.seed)
         kspace = (full * mask).to(device)
         mask = mask.to(device)
-        del full
         for method in args.methods:
             if method == "sense" and coils == 1:
                 notes.append(f"{name}: sense needs multi-coil data; skipped")
                 continue
             progress(f"{name}: {method}")
             try:
-                row = bench(method, kspace, mask, device, args)
+                rows_of = ([bench_cli(full, device, args, b, p) for b in cli_batches
+                            for p in cli_prefetch] if method == "cli"
+                           else [bench(method, kspace, mask, device, args)])
             except MriReconError as exc:
                 notes.append(f"{name}: {method} failed ({exc}); skipped")
                 continue
-            results.append({"geometry": name, "rows": rows, "cols": cols, "coils": coils,
-                            **row})
+            results += [{"geometry": name, "rows": rows, "cols": cols, "coils": coils, **row}
+                        for row in rows_of]
             release_memory(device)
+        in_memory = [r for r in results if r["geometry"] == name and r["method"] == "irim"]
+        for row in results:
+            if row["geometry"] == name and row["method"] == "cli" and in_memory:
+                row["in_memory_ratio"] = row["seconds_per_slice"] / in_memory[0][
+                    "seconds_per_slice"]
+        del full
     settings = {"geometries": [f"{r}x{c}x{k}" for r, c, k in args.geometry],
                 "slices": args.slices, "batch_size": args.batch_size, "repeats": args.repeats,
                 "methods": args.methods, "samples": args.samples,
                 "max_seconds": args.max_seconds if math.isfinite(args.max_seconds) else None,
-                "amp": args.amp, "seed": args.seed,
+                "amp": args.amp, "seed": args.seed, "cli_volumes": args.cli_volumes,
                 "mask": MASK,
                 "timed": "reconstruct_batch on device-resident k-space, inference_mode, after "
                          "one warm-up call; CUDA synchronised around each call"}
     emit("throughput", device, settings, results,
          [("geometry", "geometry"), ("method", "method"), ("runs_on", "runs on"),
-          ("batch_size", "batch"), ("slices_timed", "slices"),
+          ("batch_size", "batch"), ("prefetch", "prefetch"), ("slices_timed", "slices"),
           ("slices_per_second", "slices/s"), ("seconds_per_slice", "s/slice"),
-          ("samples_per_second", "samples/s"), ("stopped_early", "stopped early")],
+          ("samples_per_second", "samples/s"), ("in_memory_ratio", "CLI / in-memory"),
+          ("startup_seconds", "start-up s"), ("stopped_early", "stopped early")],
          notes=notes)
 
 

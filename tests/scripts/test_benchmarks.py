@@ -42,6 +42,22 @@ def check_report(data: dict, benchmark: str) -> None:
     assert isinstance(data["settings"], dict)
 
 
+def test_throughput_cli_row_tiny() -> None:
+    """The "CLI, whole volume, per slice" row: the CLI on a written file, against in-memory."""
+    data = run("bench/throughput.py", "--geometry", "32x32x1", "--slices", "3", "--repeats", "1",
+               "--methods", "irim", "cli", "--cli-batch-size", "1", "2", "--cli-volumes", "2",
+               "--cli-prefetch", "both", *TINY)
+    check_report(data, "throughput")
+    cli = [r for r in data["results"] if r["method"] == "cli"]
+    assert [(r["batch_size"], r["prefetch"]) for r in cli] == [
+        (1, True), (1, False), (2, True), (2, False)]
+    for r in cli:
+        assert r["label"] == "CLI, whole volume, per slice" and r["slices_timed"] == 6
+        assert 0 < r["seconds"] < r["wall_seconds"] and r["startup_seconds"] > 0
+        assert r["in_memory_ratio"] == pytest.approx(
+            r["seconds_per_slice"] / data["results"][0]["seconds_per_slice"])
+
+
 def test_throughput_tiny() -> None:
     data = run("bench/throughput.py", "--geometry", "32x32x1", "32x32x4", "--slices", "2",
                "--repeats", "1", "--methods", "zero-filled", "irim", "cinn", *TINY)
