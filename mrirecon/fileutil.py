@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from mrirecon.errors import OutputError
+from mrirecon.errors import OutputError, one_line
 
 
 def check_writable(paths: Iterable[str | os.PathLike], overwrite: bool) -> None:
@@ -54,8 +54,13 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pa
     except OSError as exc:
         raise OutputError(f"{path.parent}: cannot create output directory ({exc.strerror})"
                           ) from None
-    suffix = "".join(path.suffixes)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".part{suffix}", dir=path.parent)
+    suffix = "".join(path.suffixes)[-20:]
+    # the temporary name stays within the file-name limit whatever the length of path's name
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:100]}.", suffix=f".part{suffix}",
+                                   dir=path.parent)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write here ({exc.strerror})") from None
     os.close(fd)
     tmp_path = Path(tmp)
     mode = 0o666 & ~_umask()  # mkstemp makes 0600; outputs get the usual mode
@@ -66,6 +71,12 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pa
         if path.exists() and not overwrite:
             raise OutputError(f"{path}: output appeared while writing; not replaced")
         os.replace(tmp_path, path)
+    except (OSError, RuntimeError) as exc:  # a full disk, a size limit, a vanished folder
+        cause = exc if isinstance(exc, OSError) else exc.__context__
+        if not isinstance(cause, OSError):  # a RuntimeError of the writer's own: not ours
+            raise
+        reason = cause.strerror or one_line(cause)
+        raise OutputError(f"{path}: could not be written ({reason}); nothing written") from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()

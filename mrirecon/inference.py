@@ -29,7 +29,8 @@ import numpy as np
 
 from mrirecon.data import KSpace, Volume
 from mrirecon.data.masks import mask_statistics
-from mrirecon.errors import InputFileError
+from mrirecon.errors import InputFileError, MriReconError
+from mrirecon.jsonutil import strict_dumps
 from mrirecon.sampling import Mask, MaskOptions, draw_mask, seed_from_name
 
 if TYPE_CHECKING:  # torch-importing modules: for annotations only
@@ -218,6 +219,10 @@ def write_volume(volume: Volume, path: Path, fmt: str, method: str, *,
     """
     from mrirecon.io import save
 
+    if not np.isfinite(volume.data).all():  # a non-finite result is an error, not an output
+        bad = "NaN" if np.isnan(volume.data).any() else "Inf"
+        raise MriReconError(f"{volume.source or path}: {method} produced {bad} pixels (from "
+                            "huge or non-finite input values, or weights); nothing written")
     accel = volume.provenance["mask"]["achieved_acceleration"]
     what = f" posterior {statistic}" if statistic else ""
     return save(volume, path, fmt=fmt, overwrite=overwrite,
@@ -365,16 +370,13 @@ def write_samples(path: Path, posterior: Posterior, *, overwrite: bool = False) 
     Dataset ``samples`` ``(slices, n, rows, cols)`` float32 with the affine and the provenance
     (seed, temperature, model) as attributes.
     """
-    import json
-
     import h5py
 
     from mrirecon.fileutil import atomic_path
-    from mrirecon.jsonutil import json_default
 
     with atomic_path(path, overwrite=overwrite) as tmp, h5py.File(tmp, "w") as f:
         f.create_dataset("samples", data=posterior.samples, compression="gzip",
                          compression_opts=1)
         f.attrs["affine"] = np.asarray(posterior.mean.affine, np.float64)
-        f.attrs["provenance"] = json.dumps(posterior.mean.provenance, default=json_default)
+        f.attrs["provenance"] = strict_dumps(posterior.mean.provenance)
     return path

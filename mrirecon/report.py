@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import json
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +29,7 @@ import numpy as np
 
 from mrirecon import __version__
 from mrirecon.fileutil import atomic_path, check_writable
+from mrirecon.jsonutil import json_safe, strict_dumps
 
 TABLES = ("records.csv", "records.json", "summary.csv", "summary.json")
 PLOTS = ("psnr_vs_acceleration.png", "ssim_vs_acceleration.png")
@@ -145,23 +144,8 @@ def write_report(out_dir: str | Path, records: Sequence[Mapping[str, Any]],
 # --- tables -----------------------------------------------------------------------------------
 
 
-def json_safe(value: Any) -> Any:
-    """JSON-safe values: non-finite floats -> None, numpy scalars -> Python, paths -> str."""
-    if isinstance(value, Mapping):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
 def _write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(json_safe(data), indent=2, allow_nan=False) + "\n")
+    path.write_text(strict_dumps(data, indent=2) + "\n")
 
 
 def _write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:

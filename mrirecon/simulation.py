@@ -49,8 +49,15 @@ def load_image(path: Path, series: str | None = None) -> Volume:
 
 def simulate_volume(volume: Volume, params: SimulationParams,
                     matrix: int | None = None) -> dict[str, Any]:
-    """Simulate one volume; returns everything :func:`write_simulated` needs."""
+    """Simulate one volume; returns everything :func:`write_simulated` needs.
+
+    An image with NaN or Inf pixels (or too large for float32) is an
+    :class:`~mrirecon.errors.InputFileError`: its k-space would be too.
+    """
     data = np.abs(volume.data).astype(np.float32)
+    if not np.isfinite(data).all():
+        raise InputFileError(volume.source or "image", "holds NaN or Inf pixel values (or values "
+                             "beyond float32); nothing to simulate from")
     data, affine = resample_inplane(data, volume.affine, matrix) if matrix else (data,
                                                                                 volume.affine)
     kspace, target = simulate_kspace(data, params)

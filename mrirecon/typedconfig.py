@@ -39,6 +39,14 @@ class Section:
     def _validate(self) -> None:
         """Check value ranges; raise :class:`InvalidParameterError` naming the key."""
 
+    def _require_range(self, name: str, low: int, high: int) -> None:
+        """Raise unless the integer ``name`` lies in ``[low, high]``.
+
+        The upper bounds stop absurd sizes before anything is allocated.
+        """
+        value = getattr(self, name)
+        self._require(low <= value <= high, name, f"an integer from {low} to {high}")
+
     def _require(self, ok: bool, name: str, expected: str) -> None:
         """Raise ``{prefix}{name} must be {expected}, got {value}`` unless ``ok``."""
         if not ok:

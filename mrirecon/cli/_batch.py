@@ -55,7 +55,7 @@ def run_batch(items: Sequence[T], job: Callable[[Any], dict[str, Any]], label: s
             try:
                 records.append(job(item if current is None else current.result()))
             except MriReconError as exc:
-                error_line(str(exc))
+                error_line(naming(item, str(exc)))
                 failed += 1
             except BaseException:
                 if pending is not None:
@@ -63,6 +63,14 @@ def run_batch(items: Sequence[T], job: Callable[[Any], dict[str, Any]], label: s
                 raise
             bar.advance(task)
     return records, failed
+
+
+def naming(item: Any, message: str) -> str:
+    """``message``, led by ``item``'s path unless it names the file already."""
+    text = str(item)
+    if text in message or Path(text).name in message:
+        return message
+    return f"{text}: {message}"
 
 
 def skip_done(paths: Sequence[Path], outputs_of: Callable[[Path], Iterable[Path]]) -> list[Path]:

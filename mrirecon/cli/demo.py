@@ -51,8 +51,8 @@ def demo_command(
                                   panel_file=records.panel_file, notes=records.notes,
                                   overwrite=overwrite)
     if json_out:
-        emit_json(report.json_safe({"summary": summary, "outputs": [str(p) for p in outputs],
-                                    "report": [str(p) for p in written]}))
+        emit_json({"summary": summary, "outputs": [str(p) for p in outputs],
+                                    "report": [str(p) for p in written]})
         return
     print_table(["method", "R", "PSNR (dB)", "SSIM", "NMSE", "s/slice"],
                 [[r["method"], f"{r['acceleration']:g}", f"{r['psnr_mean']:.2f}",

@@ -20,6 +20,7 @@ import typer
 from mrirecon.cli._batch import progress_bar
 from mrirecon.cli._console import UsageError, emit_json, error_line, info, print_table, warn
 from mrirecon.cli._options import float_values, split_values
+from mrirecon.errors import MriReconError
 from mrirecon.sampling.spec import MaskKind
 
 
@@ -151,19 +152,32 @@ def evaluate_command(
             mask_repeats=mask_repeats, device=resolve_device(device), batch_size=batch_size,
             models=model or (), samples=samples, temperature=temperature,
             sample_seed=sample_seed)
-        with _progress() as step:
-            swept = evaluate.sweep(paths, accels, names, options=options, progress=step,
-                                   on_error=lambda path, exc: skipped.append(_skip(path, exc)))
+        try:
+            with _progress() as step:
+                swept = evaluate.sweep(
+                    paths, accels, names, options=options, progress=step,
+                    on_error=lambda path, exc: skipped.append(_skip(path, exc)))
+        except MriReconError as exc:
+            if not skipped:
+                raise
+            info(str(exc))  # each file already had its error line: the summary is not another
+            return 1
         records: list[dict[str, Any]] = swept
         notes, panels, panel_file = swept.notes, swept.panels, swept.panel_file
         pixels = swept.calibration_pixels
     else:
         assert predictions is not None and targets is not None  # files mode: both given (above)
-        records = evaluate.compare_files(
-            predictions, targets, acceleration=file_accel, acquisition=acquisition,
-            on_missing=lambda target: missing.append(_missing(target, predictions,
-                                                              allow_missing)),
-            on_error=lambda path, exc: skipped.append(_skip(path, exc)))
+        try:
+            records = evaluate.compare_files(
+                predictions, targets, acceleration=file_accel, acquisition=acquisition,
+                on_missing=lambda target: missing.append(_missing(target, predictions,
+                                                                  allow_missing)),
+                on_error=lambda path, exc: skipped.append(_skip(path, exc)))
+        except MriReconError as exc:
+            if not (skipped or missing):
+                raise
+            info(str(exc))  # each file already had its error line: the summary is not another
+            return 1
         notes, panels, panel_file, pixels = [], {}, None, {}
         total = len(records) + len(skipped) + len(missing)
     for note in notes:
@@ -184,10 +198,10 @@ def evaluate_command(
         if not plots:
             info("matplotlib is not installed: plots and panels skipped (pip install matplotlib)")
     if json_out:
-        emit_json(report.json_safe({"summary": summary, "records": list(records),
+        emit_json({"summary": summary, "records": list(records),
                                     "notes": notes, "skipped": skipped, "missing": missing,
                                     "failed_thresholds": failures,
-                                    "report_files": [str(p) for p in written]}))
+                                    "report_files": [str(p) for p in written]})
     else:
         calibrated = any(f"{evaluate.CALIBRATION[0]}_mean" in r for r in summary)
         extra = list(_CALIBRATION_COLUMNS) if calibrated else []

@@ -15,6 +15,7 @@ import typer
 
 from mrirecon.cli._batch import progress_bar
 from mrirecon.cli._console import emit_json, info
+from mrirecon.errors import MriReconError
 
 
 def _overrides(sets: list[str], flags: dict[str, Any]) -> list[str]:
@@ -86,7 +87,12 @@ def train_command(
         run_dir = resume if resume.is_dir() else resume.parent
         if (run_dir / "config.yaml").is_file():
             config = run_dir / "config.yaml"
-    cfg = load_config(config, _overrides(sets or [], flags))
+    try:
+        cfg = load_config(config, _overrides(sets or [], flags))
+    except MriReconError as exc:  # name the configuration file the problem is in
+        if config is not None and str(config) not in str(exc):
+            exc.args = (f"{config}: {exc}",)
+        raise
     resolve_device(cfg.device)  # CUDA asked for but absent: one line before any work
     with progress_bar("train") as bar:
         task = bar.add_task("", total=None)
@@ -105,7 +111,13 @@ def train_command(
                 text = f"val PSNR {event['val']['psnr']:.2f} SSIM {event['val']['ssim']:.4f}"
             bar.update(task, total=total, completed=step, description=text)
 
-        summary = train(cfg, progress=progress, overwrite=overwrite)
+        try:
+            summary = train(cfg, progress=progress, overwrite=overwrite)
+        except MriReconError as exc:  # e.g. a crop too small for SSIM: name the run's config
+            name = config or cfg.out
+            if str(name) not in str(exc):
+                exc.args = (f"{name}: {exc}",)
+            raise
     if json_out:
         emit_json(summary)
     else:

@@ -9,10 +9,22 @@ the libraries behind them, are imported only when a file of that kind is read or
 from __future__ import annotations
 
 import gzip
+import math
+import struct
+import zipfile
+import zlib
 from pathlib import Path
 
+import numpy as np
+
 from mrirecon.data import KSpace, Volume
-from mrirecon.errors import InputFileError, InvalidParameterError, OutputError
+from mrirecon.errors import (
+    InputFileError,
+    InvalidParameterError,
+    MriReconError,
+    OutputError,
+    one_line,
+)
 
 FORMATS = ("fastmri", "nifti", "dicom")
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -21,7 +33,8 @@ _SUFFIX_FORMATS = {".h5": "fastmri", ".hdf5": "fastmri", ".nii": "nifti", ".nii.
 #: The extension of an output of each format (a DICOM output is a folder): the one table.
 EXTENSIONS = {"fastmri": ".h5", "nifti": ".nii.gz", "dicom": ""}
 
-__all__ = ["EXTENSIONS", "FORMATS", "detect_format", "load", "output_path", "output_stem", "save"]
+__all__ = ["EXTENSIONS", "FORMATS", "LIBRARY_ERRORS", "check_geometry", "detect_format", "load",
+           "output_path", "output_stem", "save"]
 
 
 def detect_format(path: str | Path) -> str:
@@ -56,7 +69,7 @@ def detect_format(path: str | Path) -> str:
         try:
             with gzip.open(path, "rb") as f:
                 head = f.read(348)
-        except (OSError, EOFError):
+        except (OSError, EOFError, zlib.error):
             head = b""
     if head[344:347] in (b"n+1", b"ni1") or head[4:7] == b"n+2":
         return "nifti"
@@ -71,6 +84,14 @@ def detect_format(path: str | Path) -> str:
     raise InputFileError(path, "not a fastMRI HDF5, NIfTI or DICOM file")
 
 
+#: What the format libraries (h5py, pydicom, nibabel, numpy, zlib) raise on files they cannot
+#: make sense of; :func:`load` turns each into one :class:`InputFileError` naming the file.
+LIBRARY_ERRORS: tuple[type[BaseException], ...] = (
+    OSError, ValueError, TypeError, KeyError, IndexError, RuntimeError, EOFError, ArithmeticError,
+    NotImplementedError, AttributeError, MemoryError, zlib.error, struct.error,
+    zipfile.BadZipFile)
+
+
 def load(path: str | Path, *, series: str | None = None) -> KSpace | Volume:
     """Read ``path`` in whatever format :func:`detect_format` finds.
 
@@ -78,10 +99,29 @@ def load(path: str | Path, *, series: str | None = None) -> KSpace | Volume:
     holding only reconstructions, a NIfTI file or a DICOM file/folder gives a
     :class:`~mrirecon.data.Volume`. ``series`` picks a DICOM series (a folder may hold several)
     and is a usage error for other formats.
+
+    This is the reader boundary: whatever a format library raises becomes one
+    :class:`~mrirecon.errors.InputFileError` naming the file, and the geometry read is checked
+    (:func:`check_geometry`) before anything uses it.
     """
     fmt = detect_format(path)
     if series is not None and fmt != "dicom":
         raise InvalidParameterError(f"series={series!r} selects a DICOM series; {path} is {fmt}")
+    try:
+        obj = _read(Path(path), fmt, series)
+    except MriReconError:
+        raise
+    except MemoryError:
+        raise InputFileError(path, "declares more data than this machine's memory holds"
+                             ) from None
+    except LIBRARY_ERRORS as exc:
+        raise InputFileError(path, f"cannot read it ({type(exc).__name__}: {one_line(exc)})"
+                             ) from None
+    check_geometry(obj, path)
+    return obj
+
+
+def _read(path: Path, fmt: str, series: str | None) -> KSpace | Volume:
     if fmt == "nifti":
         from mrirecon.io.nifti import read_nifti
 
@@ -93,6 +133,38 @@ def load(path: str | Path, *, series: str | None = None) -> KSpace | Volume:
     from mrirecon.io.fastmri_h5 import read_kspace, read_reconstruction
 
     return read_reconstruction(path) if _holds_only_reconstructions(path) else read_kspace(path)
+
+
+def check_geometry(obj: KSpace | Volume, path: str | Path) -> None:
+    """Refuse geometry no reconstruction can use.
+
+    Empty data, a non-finite or singular affine, matrix sizes below 1, or a non-finite or
+    non-positive field of view.
+
+    Raises
+    ------
+    InputFileError
+        Naming the file and the value.
+    """
+    shape = tuple(int(n) for n in obj.shape)
+    if 0 in shape:
+        raise InputFileError(path, f"holds no data (shape {shape})")
+    affine = np.asarray(obj.affine if obj.affine is not None else np.eye(4), dtype=float)
+    if not np.isfinite(affine).all():
+        raise InputFileError(path, "its affine (voxel-to-world geometry) is not finite")
+    if abs(np.linalg.det(affine[:3, :3])) < 1e-9:
+        raise InputFileError(path, "its affine (voxel-to-world geometry) is singular: a voxel "
+                             "size or direction is zero")
+    if isinstance(obj, KSpace):
+        for name in ("encoded_matrix", "recon_matrix"):
+            value = getattr(obj, name)
+            if value is not None and min(int(v) for v in value) < 1:
+                raise InputFileError(path, f"header {name} {tuple(value)} has a size below 1")
+        for name in ("encoded_fov_mm", "recon_fov_mm"):
+            value = getattr(obj, name)
+            if value is not None and not all(math.isfinite(v) and v > 0 for v in value):
+                raise InputFileError(path, f"header {name} {tuple(value)} is not positive and "
+                                     "finite")
 
 
 def save(volume: Volume, path: str | Path, *, fmt: str | None = None,

@@ -19,6 +19,7 @@ import datetime
 import functools
 import hashlib
 import json
+import math
 import os
 import re
 import warnings
@@ -46,7 +47,7 @@ from mrirecon.data.geometry import affine_from_dicom, dicom_from_affine
 from mrirecon.data.volume import Volume
 from mrirecon.errors import InputFileError, InvalidParameterError, OutputError, one_line
 from mrirecon.fileutil import atomic_path, check_writable
-from mrirecon.jsonutil import json_default
+from mrirecon.jsonutil import strict_dumps
 
 PathLike = str | os.PathLike
 PATIENT_STUDY = (
@@ -461,7 +462,7 @@ def _base_dataset(
     if volume.shape[0] > 1:
         ds.SpacingBetweenSlices = _ds(gap)
     provenance = {"mrirecon_version": __version__, **volume.provenance}
-    text = json.dumps(provenance, sort_keys=True, default=json_default, separators=(",", ":"))
+    text = strict_dumps(provenance, sort_keys=True, separators=(",", ":"))
     ds.ImageComments = (PROVENANCE_PREFIX + text)[:_MAX_LT]
     method = f" {provenance['method']}" if provenance.get("method") else ""
     ds.DerivationDescription = f"{software}{method}: {description}"[:1024]
@@ -488,16 +489,30 @@ def _dataset(**attributes: Any) -> Dataset:
 
 
 def _set(ds: Dataset, keyword: str, value: Any) -> None:
-    """Set a JSON-ish value from a header, formatting DS/IS for their VR limits."""
+    """Set a JSON-ish value from a header, formatting DS/IS for their VR limits.
+
+    A copied value that is not a finite number where the VR needs one (a damaged input header)
+    is left out rather than written wrong.
+    """
     if value is None:
         return
     vr = dictionary_VR(keyword)
     values = value if isinstance(value, list) else [value]
-    if vr == "DS":
-        values = [_ds(float(v)) if v not in ("", None) else "" for v in values]
-    elif vr == "IS":
-        values = [int(float(v)) if v not in ("", None) else "" for v in values]
+    try:
+        if vr == "DS":
+            values = [_ds(_finite(v)) if v not in ("", None) else "" for v in values]
+        elif vr == "IS":
+            values = [int(_finite(v)) if v not in ("", None) else "" for v in values]
+    except (TypeError, ValueError, OverflowError):
+        return
     setattr(ds, keyword, values if isinstance(value, list) else values[0])
+
+
+def _finite(value: Any) -> float:
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{value!r} is not finite")
+    return number
 
 
 def _find(ds: Dataset, groups: list[Dataset | None], keyword: str) -> Any:

@@ -48,7 +48,7 @@ from mrirecon.errors import InputFileError, InvalidParameterError, one_line
 from mrirecon.fileutil import atomic_path, check_writable
 from mrirecon.io.h5source import H5SliceSource, open_h5
 from mrirecon.io.ismrmrd import fastmri_padding, parse_header
-from mrirecon.jsonutil import json_default
+from mrirecon.jsonutil import strict_dumps
 
 TARGET_KEYS = ("reconstruction_esc", "reconstruction_rss")
 RECONSTRUCTION_KEY = "reconstruction"
@@ -449,4 +449,4 @@ def _write_attrs(f: h5py.File, attrs: Mapping[str, Any]) -> None:
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, default=json_default)
+    return strict_dumps(value)

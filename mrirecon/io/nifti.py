@@ -24,7 +24,6 @@ in full into a JSON sidecar ``<stem>.json`` written beside the image.
 from __future__ import annotations
 
 import gzip
-import json
 import zlib
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,7 @@ from mrirecon import __version__
 from mrirecon.data import Volume
 from mrirecon.errors import InputFileError, InvalidParameterError, one_line
 from mrirecon.fileutil import atomic_path, check_writable
-from mrirecon.jsonutil import json_default
+from mrirecon.jsonutil import strict_dumps
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 _AXES = [2, 1, 0, 3]  # (slice, row, col, 1) <-> (k, j, i, 1); its own inverse
@@ -171,7 +170,7 @@ def write_nifti(volume: Volume, path: str | Path, *, overwrite: bool = False) ->
                   "pixdim": [float(v) for v in hdr["pixdim"]], "datatype": "float32"},
         "source_header": volume.header,
     }
-    text = json.dumps(summary, indent=2, default=json_default) + "\n"
+    text = strict_dumps(summary, indent=2) + "\n"
     with atomic_path(path, overwrite) as tmp:
         nib.save(img, tmp)
     try:

@@ -266,6 +266,10 @@ def load_checkpoint(
         raise InputFileError(path, f"cannot read the weights: {one_line(exc)}") from None
     if tensor_digest(tensors) != meta["sha256"]:
         raise InputFileError(path, "weights do not match their checksum; the file is corrupt")
+    for key, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise InputFileError(path, f"weight {key} holds NaN or Inf; the model cannot "
+                                 "reconstruct anything")
     try:
         tensors = registry.upgrade_state(name, tensors, registry.config_for(name, meta["config"]))
     except ValueError as exc:

@@ -109,8 +109,9 @@ class CINNConfig(Section):
     acceleration_channel: bool = False
 
     def _validate(self) -> None:
-        for name in ("levels", "blocks_per_level", "hidden", "cond_channels", "cond_hidden"):
-            self._require(getattr(self, name) >= 1, name, "an integer >= 1")
+        for name, most in (("levels", 8), ("blocks_per_level", 16), ("hidden", 512),
+                           ("cond_channels", 512), ("cond_hidden", 512)):
+            self._require_range(name, 1, most)
         self._require(self.clamp > 0, "clamp", "a number > 0")
         self._require(self.conditioner in _CONDITIONERS, "conditioner",
                       "one of " + ", ".join(_CONDITIONERS))

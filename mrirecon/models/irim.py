@@ -64,10 +64,11 @@ class IRIMConfig(Section):
     memory_free: bool = True
 
     def _validate(self) -> None:
-        for name in ("steps", "levels", "blocks_per_level", "hidden", "grad_hidden"):
-            self._require(getattr(self, name) >= 1, name, "an integer >= 1")
-        self._require(self.state_channels >= 4 and self.state_channels % 2 == 0,
-                      "state_channels", "an even integer >= 4")
+        for name, most in (("steps", 64), ("levels", 8), ("blocks_per_level", 16),
+                           ("hidden", 512), ("grad_hidden", 512)):
+            self._require_range(name, 1, most)
+        self._require(4 <= self.state_channels <= 256 and self.state_channels % 2 == 0,
+                      "state_channels", "an even integer from 4 to 256")
 
 
 class GradientStep(InvertibleModule):

@@ -63,8 +63,8 @@ class RIMConfig(Section):
     channels: int = 2
 
     def _validate(self) -> None:
-        for name in ("steps", "hidden", "channels"):
-            self._require(getattr(self, name) >= 1, name, "an integer >= 1")
+        for name, most in (("steps", 64), ("hidden", 512), ("channels", 64)):
+            self._require_range(name, 1, most)
 
 
 class ConvGRUCell(nn.Module):

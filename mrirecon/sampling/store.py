@@ -8,12 +8,14 @@ summary for people and shell tools (``jq``).
 from __future__ import annotations
 
 import json
+import math
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from mrirecon import __version__
-from mrirecon.errors import InputFileError, MriReconError
+from mrirecon.errors import InputFileError, MriReconError, one_line
 from mrirecon.fileutil import atomic_path, check_writable
 from mrirecon.png import write_png
 from mrirecon.sampling.spec import Mask, MaskSpec
@@ -58,17 +60,39 @@ def save_mask(mask: Mask, path: str | Path, *, overwrite: bool = False,
     return outs
 
 
+#: The most entries a mask file may declare (a 2-D mask of 16384 x 16384 k-space samples).
+MAX_MASK_ENTRIES = 2**28
+
+
+def _check_declared_size(path: Path) -> None:
+    """Refuse a mask file whose ``mask`` array declares an absurd size, before reading it."""
+    try:
+        with zipfile.ZipFile(path) as z, z.open("mask.npy") as f:
+            fmt = np.lib.format
+            read = (fmt.read_array_header_1_0 if fmt.read_magic(f) == (1, 0)
+                    else fmt.read_array_header_2_0)
+            shape, _, dtype = read(f)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return  # np.load says what is wrong
+    entries = math.prod(shape)
+    if entries > MAX_MASK_ENTRIES:
+        raise InputFileError(path, f"declares a mask of shape {shape}: it would need "
+                             f"{entries * dtype.itemsize / 1e9:.3g} GB; a mask has one entry "
+                             "per k-space sample")
+
+
 def load_mask(path: str | Path) -> Mask:
     """Read a mask written by :func:`save_mask` (checks the array against its spec)."""
     path = Path(path)
     if not path.is_file():
         raise InputFileError(path, "mask file not found")
+    _check_declared_size(path)
     try:
         with np.load(path, allow_pickle=False) as f:
             array = np.asarray(f["mask"], dtype=bool)
             summary = json.loads(str(f["summary"]))
-    except (OSError, ValueError, KeyError) as exc:
-        raise InputFileError(path, f"not a mrirecon mask file ({exc})") from None
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+        raise InputFileError(path, f"not a mrirecon mask file ({one_line(exc)})") from None
     keys = ("kind", "acceleration", "center_fraction", "shape", "seed")
     try:
         spec = MaskSpec.from_dict({k: summary[k] for k in keys})

@@ -83,7 +83,7 @@ class MaskConfig(Section):
             self._require(len(cfs) == len(accs) and all(0 < c < 1 for c in cfs),
                           "center_fractions",
                           f"null or {len(accs)} fraction(s) in (0, 1), one per acceleration")
-        self._require(self.seed >= 0, "seed", "an integer >= 0")
+        self._require(0 <= self.seed < 2**63, "seed", "an integer from 0 to 2**63 - 1")
         self._require(self.val_repeats >= 1, "val_repeats", "an integer >= 1")
         vals = self.val_accelerations
         self._require(vals is None or (bool(vals) and all(r > 1 for r in vals)),
@@ -417,7 +417,7 @@ class TrainConfig(Section):
                       "null or > 0")
         self._require(_DEVICE.fullmatch(self.device) is not None, "device",
                       "auto, cpu, cuda, cuda:N or mps")
-        self._require(self.seed >= 0, "seed", "an integer >= 0")
+        self._require(0 <= self.seed < 2**63, "seed", "an integer from 0 to 2**63 - 1")
         self._require(self.best_metric in BEST_METRICS, "best_metric", "ssim, psnr or nmse")
         self._require(self.val_every >= 1, "val_every", "an integer >= 1")
         self._require(self.log_every >= 1, "log_every", "an integer >= 1")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from torch import nn
@@ -32,7 +33,7 @@ from mrirecon.train.config import TrainConfig
 from mrirecon.train.loader import EpochLoader, datasets
 from mrirecon.train.objective import Objective, batch_loss
 from mrirecon.train.optimiser import build_optimiser, total_steps
-from mrirecon.train.run import Run, checkpoint_meta, run_folder
+from mrirecon.train.run import Run, checkpoint_meta, removed_on_failure, run_folder
 from mrirecon.train.runlog import RunLog
 from mrirecon.train.start import build_model, from_init, restore, resumes_in_place
 from mrirecon.train.state import seed_everything
@@ -113,20 +114,32 @@ def train(cfg: TrainConfig, *, progress: Callable[[dict[str, Any]], None] | None
     dist = distributed.setup(resolve_device(cfg.device))
     cfg, initial = from_init(cfg)
     train_set, val_set = datasets(cfg, dist.rank)  # bad data fails before the run folder exists
-    out = run_folder(cfg, overwrite, dist.main)
     seed_everything(cfg.seed)
     model = build_model(cfg, initial, dist.device)
     data = EpochLoader(train_set, cfg, dist.rank, dist.world, dist.device)
     total = total_steps(cfg, data.steps_per_epoch)
     optimizer, scheduler = build_optimiser(model, cfg.optim, total)
+    # a resume that fails (a pickled or missing state.pt) fails before the folder is touched
     counters = {} if cfg.resume is None else restore(cfg, model, optimizer, scheduler)
+    with removed_on_failure(Path(cfg.out), dist.main):
+        out = run_folder(cfg, overwrite, dist.main)
+        return _run(cfg, out, model, optimizer, scheduler, data, val_set, total, counters,
+                    checkpoint_meta(cfg, train_set), dist, progress, stop)
+
+
+def _run(cfg: TrainConfig, out: Path, model: nn.Module, optimizer: Any, scheduler: Any,
+         data: EpochLoader, val_set: Any, total: int, counters: dict[str, Any],
+         meta: dict[str, Any], dist: distributed.Distributed,
+         progress: Callable[[dict[str, Any]], None] | None,
+         stop: threading.Event | None) -> dict[str, Any]:
+    """The run itself, in its ready folder: fit, save, summarise (see :func:`train`)."""
     amp = bool(cfg.amp and dist.device.type == "cuda")
     net = dist.wrap(Objective(model, cfg, amp))
     log = RunLog(out, append=resumes_in_place(cfg, out), enabled=dist.main,
                  until=counters.get("step", 0), every=cfg.log_every, total=total,
                  progress=progress)
-    run = Run(cfg, model, optimizer, scheduler, log, out, checkpoint_meta(cfg, train_set),
-              total, data.steps_per_epoch, dist.main, **counters)
+    run = Run(cfg, model, optimizer, scheduler, log, out, meta, total, data.steps_per_epoch,
+              dist.main, **counters)
     stopped: str | None = None
     spread = 0.0
     model.train()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,33 @@ def _holds_results(out: Path) -> bool:
         return False
     return any(p.name not in _BEFORE_FIRST_SAVE and not p.name.startswith(".")
                or p.is_dir() for p in out.iterdir())
+
+
+#: The files a run's results are kept in.
+CHECKPOINTS = ("last.safetensors", "best.safetensors", "state.pt")
+
+
+@contextlib.contextmanager
+def removed_on_failure(out: Path, main: bool) -> Iterator[None]:
+    """A run that fails before its first checkpoint leaves nothing of its own behind.
+
+    The files that appear in ``out`` while the block runs are deleted when it raises (other
+    than Ctrl-C, which saves a checkpoint) and no checkpoint exists, and so is ``out`` itself
+    if the block made it. Files that were there before are left alone.
+    """
+    before = set(out.iterdir()) if out.is_dir() else None
+    try:
+        yield
+    except Exception:
+        if main and out.is_dir() and not any((out / name).exists() for name in CHECKPOINTS):
+            for path in set(out.iterdir()) - (before or set()):
+                if path.is_file():
+                    with contextlib.suppress(OSError):
+                        path.unlink()
+            if before is None and not any(out.iterdir()):
+                with contextlib.suppress(OSError):
+                    out.rmdir()
+        raise
 
 
 def checkpoint_meta(cfg: TrainConfig, train_set: Any) -> dict[str, Any]:

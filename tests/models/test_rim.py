@@ -216,5 +216,6 @@ def test_values_are_coerced_like_yaml_and_wrong_kinds_refused() -> None:
     for value in ("eight", 2.5, True):
         with pytest.raises(InvalidParameterError, match="model_config.steps must be an integer"):
             registry.config_for("rim.v1", {"steps": value})
-    with pytest.raises(InvalidParameterError, match=r"model_config.steps must be an integer >= 1"):
+    with pytest.raises(InvalidParameterError,
+                       match=r"model_config.steps must be an integer from 1 to 64"):
         registry.config_for("rim.v1", {"steps": 0})
