@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import zipfile
+from fractions import Fraction
 from pathlib import Path
 
 import h5py
@@ -214,3 +215,27 @@ def test_a_full_disk_is_one_line_and_no_partial_file(simulated_scans, tmp_path) 
         errors[0], done.stderr
     assert "Traceback" not in done.stderr
     assert not [p for p in out.rglob("*") if p.is_file()] if out.exists() else True
+
+
+def test_a_nifti_declaring_a_huge_volume_says_what_it_would_need(tmp_path) -> None:
+    raw = _nifti(tmp_path / "huge.nii", np.ones((8, 8, 2), np.float32))
+    data = bytearray(raw.read_bytes())
+    for i, n in enumerate((3, 32767, 32767, 32767)):  # dim[0..3]
+        data[40 + 2 * i: 42 + 2 * i] = n.to_bytes(2, "little")
+    raw.write_bytes(bytes(data))
+    line = one_error_line(invoke("info", raw), "huge.nii")
+    assert "would need 2.81e+05 GB" in line
+
+
+def test_a_failed_resume_leaves_the_run_folder_as_it_was(simulated_scans, tmp_path) -> None:
+    """Resuming from a pickled state.pt once rewrote the folder it then refused."""
+    out = tmp_path / "run"
+    first = invoke("train", "--model", "rim.v1", "--set", "model_config.steps=2", "--set",
+                   "model_config.hidden=8", "--data", simulated_scans / "MR_small.h5",
+                   "--output", out, "--max-steps", "1", "--device", "cpu")
+    assert first.exit_code == 0, first.output
+    torch.save({"step": 1, "payload": Fraction(1, 3)}, out / "state.pt")  # not plain data
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    again = invoke("train", "--resume", out, "--max-steps", "2")
+    one_error_line(again, "state.pt", str(out))
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before

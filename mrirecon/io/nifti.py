@@ -24,6 +24,8 @@ in full into a JSON sidecar ``<stem>.json`` written beside the image.
 from __future__ import annotations
 
 import gzip
+import math
+import os
 import zlib
 from pathlib import Path
 from typing import Any
@@ -89,6 +91,12 @@ def read_nifti(path: str | Path, *, volume_index: int | None = None) -> Volume:
         raise InputFileError(
             path, f"volume_index {volume_index} is out of range; the file has {n_volumes} volumes"
         )
+    if min(shape) < 1:
+        raise InputFileError(path, f"has no voxels (dimensions {shape})")
+    needed = math.prod(shape[:3]) * 8  # one volume as complex64 or float32 plus a copy
+    if needed > _memory_bytes():
+        raise InputFileError(path, f"declares a {'x'.join(map(str, shape[:3]))} volume: reading "
+                             f"it would need {needed / 1e9:.3g} GB, more than this machine has")
     dtype = img.get_data_dtype()
     if dtype.fields is not None:
         raise InputFileError(path, f"unsupported NIfTI data type {dtype} (RGB or structured)")
@@ -197,6 +205,14 @@ def sidecar_path(path: str | Path) -> Path:
         if path.name.endswith(suffix):
             return path.with_name(path.name[: -len(suffix)] + ".json")
     return path.with_suffix(".json")
+
+
+def _memory_bytes() -> float:
+    """Physical memory in bytes (infinite where the OS does not say)."""
+    try:
+        return float(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return math.inf
 
 
 def _load(path: Path) -> nib.Nifti1Pair:
