@@ -63,9 +63,10 @@ def _fit(run: Run, net: nn.Module, data: EpochLoader, val_set: Any, dist: distri
     while run.step < run.total:
         run.epoch, batches = data.batches(run.step)
         for batch in batches:
-            interrupted = bool(stop is not None and stop.is_set())
-            if dist.any(interrupted | run.out_of_time()):
-                return "interrupted" if interrupted else "max_minutes"
+            if dist.any(bool(stop is not None and stop.is_set())):  # on any rank
+                return "interrupted"
+            if dist.any(run.out_of_time()):
+                return "max_minutes"
             loss = batch_loss(net, run.model, batch, dist.device)
             lr = run.optimise(loss)
             run.log.step(run.step, run.epoch, float(loss.detach()), lr, run.elapsed(),
