@@ -41,15 +41,17 @@ if TYPE_CHECKING:  # torch-importing modules: for annotations only
 
 
 def prepare_kspace(path: str | Path, *, series: str | None = None,
-                   simulation: SimulationParams | None = None) -> KSpace:
+                   simulation: SimulationParams | None = None,
+                   prewhiten: bool = True) -> KSpace:
     """Read ``path`` as k-space; image volumes (DICOM, NIfTI) are simulated first.
 
     ``simulation`` is a :class:`~mrirecon.physics.simulate.SimulationParams` (default: 8 coils,
-    1% noise); its seed is combined with the file name.
+    1% noise); its seed is combined with the file name. ``series`` and ``prewhiten`` go to
+    :func:`~mrirecon.io.load`.
     """
     from mrirecon.io import load
 
-    obj = load(path, series=series)
+    obj = load(path, series=series, prewhiten=prewhiten)
     if isinstance(obj, KSpace):
         return obj
     return simulate_in_memory(obj, path, simulation)
@@ -128,7 +130,7 @@ def reference_image(kspace: KSpace) -> np.ndarray | None:
 
 def _undersampled(path: Path, options: MaskOptions, series: str | None,
                   outputs: Callable[[KSpace], Iterable[Path]],
-                  overwrite: bool) -> tuple[KSpace, KSpace]:
+                  overwrite: bool, prewhiten: bool = True) -> tuple[KSpace, KSpace]:
     """(full or as-read k-space, what the reconstructor gets).
 
     ``outputs(kspace)`` lists every file that will be written, checked before any work (a bad
@@ -136,7 +138,7 @@ def _undersampled(path: Path, options: MaskOptions, series: str | None,
     """
     from mrirecon.fileutil import check_writable
 
-    kspace = prepare_kspace(path, series=series)
+    kspace = prepare_kspace(path, series=series, prewhiten=prewhiten)
     check_writable(outputs(kspace), overwrite)
     if kspace.mask is None:
         return kspace, undersample(kspace, draw_mask(kspace.shape[-2:], options, path.name))
@@ -166,11 +168,12 @@ def input_outputs(path: str | Path, out_dir: str | Path, fmt: str | None = None,
     """The outputs ``mrirecon reconstruct`` writes for ``path`` into ``out_dir``, by role.
 
     ``{"image": ...}`` (:func:`~mrirecon.io.output_path`), or with ``posterior`` those of
-    :func:`posterior_paths`. ``fmt=None`` keeps the input's format.
+    :func:`posterior_paths`. ``fmt=None`` keeps the input's format (fastMRI HDF5 for raw
+    ISMRMRD).
     """
-    from mrirecon.io import detect_format, output_path
+    from mrirecon.io import detect_format, output_format, output_path
 
-    fmt = fmt or detect_format(path)
+    fmt = fmt or output_format(detect_format(path))
     if posterior:
         return posterior_paths(path, out_dir, fmt, keep_samples=keep_samples)
     return {"image": output_path(path, out_dir, fmt)}
@@ -179,23 +182,23 @@ def input_outputs(path: str | Path, out_dir: str | Path, fmt: str | None = None,
 def read_input(path: str | Path, out_dir: str | Path, options: MaskOptions, *,
                fmt: str | None = None, series: str | None = None, overwrite: bool = False,
                posterior: bool = False, keep_samples: bool = False,
-               in_memory: bool = False) -> ReadInput:
+               in_memory: bool = False, prewhiten: bool = True) -> ReadInput:
     """Read ``path``, check its outputs in ``out_dir`` are writable, choose and apply the mask.
 
     ``posterior`` names the outputs of a sampled reconstruction (:func:`posterior_paths`), else
     the one image (:func:`~mrirecon.io.output_path`). ``in_memory`` reads every undersampled
     slice now, so that the reconstruction does no I/O (``mrirecon reconstruct`` reads the next
     input this way while the current one is reconstructed); otherwise slices are read lazily,
-    a batch at a time.
+    a batch at a time. ``prewhiten=False`` keeps raw ISMRMRD coils as measured.
     """
-    from mrirecon.io import detect_format
+    from mrirecon.io import detect_format, output_format
 
     path = Path(path)
     start = time.perf_counter()
-    fmt = fmt or detect_format(path)
+    fmt = fmt or output_format(detect_format(path))
     outputs = input_outputs(path, out_dir, fmt, posterior=posterior, keep_samples=keep_samples)
     full, kspace = _undersampled(path, options, series, lambda _: list(outputs.values()),
-                                 overwrite)
+                                 overwrite, prewhiten)
     if in_memory:
         kspace = replace(kspace, data=kspace.slices(0, kspace.n_slices))
     return ReadInput(path, fmt, outputs, full, kspace, time.perf_counter() - start)

@@ -13,6 +13,7 @@ import typer
 from mrirecon import __version__
 from mrirecon.cli import (
     calibrate,
+    convert,
     demo,
     evaluate,
     info,
@@ -28,7 +29,7 @@ app = typer.Typer(
     cls=CliGroup,
     name="mrirecon",
     help="MRI reconstruction from undersampled k-space: masks, classical and learned "
-    "reconstruction, uncertainty, fastMRI/DICOM/NIfTI I/O.",
+    "reconstruction, uncertainty, fastMRI/ISMRMRD/BART/DICOM/NIfTI I/O.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -56,6 +57,7 @@ def root(
 app.command("mask")(mask.mask_command)
 app.command("simulate")(simulate.simulate_command)
 app.command("info")(info.info_command)
+app.command("convert")(convert.convert_command)
 app.command("reconstruct")(reconstruct.reconstruct_command)
 app.command("models")(models.models_command)
 app.command("evaluate")(evaluate.evaluate_command)

@@ -13,10 +13,12 @@ from mrirecon.errors import MriReconError
 
 def info_command(
     files: Annotated[list[Path], typer.Argument(
-        help="fastMRI HDF5, NIfTI or DICOM files or folders; - reads paths from stdin.",
+        help="fastMRI HDF5, raw ISMRMRD, BART .cfl, NIfTI or DICOM files or folders; - reads "
+        "paths from stdin.",
         show_default=False)],
     series: Annotated[
-        str | None, typer.Option("--series", help="DICOM SeriesInstanceUID to describe.")
+        str | None, typer.Option("--series", help="DICOM SeriesInstanceUID, or ISMRMRD volume "
+                                 "(contrast=0,repetition=1), to describe.")
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON records.")] = False,
 ) -> int:

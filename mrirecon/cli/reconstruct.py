@@ -22,14 +22,16 @@ if TYPE_CHECKING:  # torch-free imports for the CLI's start-up
 
 
 class OutputFormat(str, Enum):
-    """The ``--format`` choices: fastMRI HDF5, NIfTI or DICOM."""
+    """The ``--format`` choices: fastMRI HDF5, NIfTI, DICOM or BART ``.cfl``/``.hdr``."""
 
     H5 = "h5"
     NIFTI = "nifti"
     DICOM = "dicom"
+    CFL = "cfl"
 
 
-_FORMATS = {OutputFormat.H5: "fastmri", OutputFormat.NIFTI: "nifti", OutputFormat.DICOM: "dicom"}
+_FORMATS = {OutputFormat.H5: "fastmri", OutputFormat.NIFTI: "nifti", OutputFormat.DICOM: "dicom",
+            OutputFormat.CFL: "cfl"}
 
 
 def _print_records(records: list[dict[str, Any]]) -> None:
@@ -42,8 +44,8 @@ def _print_records(records: list[dict[str, Any]]) -> None:
 
 # Options of reconstruct_command, one alias each (the help texts are the CLI's).
 _Inputs = Annotated[list[Path], typer.Argument(
-    help="fastMRI HDF5 k-space files, or folders of them; DICOM or NIfTI images are "
-    "simulated first; - reads paths from stdin.",
+    help="k-space files (fastMRI HDF5, raw ISMRMRD, BART .cfl), or folders of HDF5 files; "
+    "DICOM or NIfTI images are simulated first; - reads paths from stdin.",
     show_default=False)]
 _OutDir = Annotated[Path, typer.Option("--output", "-o", help="Output folder.",
     show_default=False)]
@@ -69,7 +71,7 @@ _Lamda = Annotated[float | None, typer.Option(
 _MaxIter = Annotated[int | None, typer.Option(
     "--max-iter", min=1, help="Solver iterations of sense/cs \\[default: tuned].")]
 _Fmt = Annotated[OutputFormat | None, typer.Option(
-    "--format", help="Output format \\[default: the input's].")]
+    "--format", help="Output format \\[default: the input's; fastMRI HDF5 for raw ISMRMRD].")]
 _Device = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
 _Amp = Annotated[bool, typer.Option(
     "--amp/--no-amp", help="Run RIM/i-RIM networks in bfloat16 autocast on CUDA (physics "
@@ -78,7 +80,12 @@ _BatchSize = Annotated[int | None, typer.Option(
     "--batch-size", min=1, help="Slices per batch \\[default: 1 on CPU, 8 on CUDA].",
     show_default=False)]
 _Seed = Annotated[int, typer.Option("--seed", min=0, help="Base seed of the per-file masks.")]
-_Series = Annotated[str | None, typer.Option("--series", help="DICOM SeriesInstanceUID.")]
+_Series = Annotated[str | None, typer.Option(
+    "--series", help="DICOM SeriesInstanceUID, or the ISMRMRD volume to read "
+    "(e.g. contrast=0,repetition=1).")]
+_Prewhiten = Annotated[bool, typer.Option(
+    "--prewhiten/--no-prewhiten", help="Pre-whiten raw ISMRMRD coils with the noise scans' "
+    "covariance.")]
 _Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")]
 _SkipExisting = Annotated[bool, typer.Option(
     "--skip-existing", help="Leave out inputs whose outputs all exist (reruns of a batch).")]
@@ -118,6 +125,7 @@ def reconstruct_command(
     batch_size: _BatchSize = None,
     seed: _Seed = 0,
     series: _Series = None,
+    prewhiten: _Prewhiten = True,
     overwrite: _Overwrite = False,
     skip_existing: _SkipExisting = False,
     samples: _Samples = None,
@@ -175,7 +183,7 @@ def reconstruct_command(
         sample_seed=sample_seed, lamda=lamda, max_iter=max_iter)
     settings = partial(read_input, options=options, fmt=fmt_name, series=series,
                        overwrite=overwrite, posterior=samples is not None,
-                       keep_samples=save_samples, in_memory=prefetch)
+                       keep_samples=save_samples, in_memory=prefetch, prewhiten=prewhiten)
 
     def read(path: Path) -> ReadInput:
         return settings(path, folders[path])

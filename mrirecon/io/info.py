@@ -12,15 +12,32 @@ from mrirecon.data.masks import mask_statistics
 
 
 def file_info(path: str | Path, *, series: str | None = None) -> dict[str, Any]:
-    """Read ``path`` (lazily: k-space is not loaded) and describe it."""
+    """Read ``path`` (lazily: k-space is not loaded) and describe it.
+
+    A raw ISMRMRD file is also counted (:func:`~mrirecon.io.ismrmrd_raw.raw_summary`:
+    acquisitions, noise scans, volumes); when it holds several volumes and ``series`` picks
+    none, the first volume is the one described.
+    """
     from mrirecon.io import detect_format, load
 
+    fmt = detect_format(path)
+    raw = None
+    if fmt == "ismrmrd":
+        from mrirecon.io.ismrmrd_raw import raw_summary
+
+        raw = raw_summary(path)
+        if series is None and len(raw["volumes"]) > 1:
+            series = ",".join(f"{k}={v}" for k, v in raw["volumes"][0].items())
     obj = load(path, series=series)
-    record: dict[str, Any] = {"path": str(path), "format": detect_format(path)}
+    record: dict[str, Any] = {"path": str(path), "format": fmt}
     if isinstance(obj, KSpace):
         record.update(_kspace_info(obj))
     else:
         record.update(_volume_info(obj))
+    if raw is not None:
+        record["raw"] = {**raw, "described_volume": obj.provenance["raw"]["volume"],
+                         "prewhitened": obj.provenance["raw"]["prewhitened"],
+                         "notes": obj.provenance["raw"]["notes"]}
     return record
 
 
@@ -100,4 +117,13 @@ def info_line(record: dict[str, Any]) -> str:
         parts.append("fully sampled")
     if record.get("simulated"):
         parts.append("simulated")
+    raw = record.get("raw")
+    if raw:
+        parts.append(f"{raw['acquisitions']} acquisitions ({raw['noise_acquisitions']} noise)")
+        if raw["prewhitened"]:
+            parts.append("coils pre-whitened")
+        if len(raw["volumes"]) > 1:
+            shown = ",".join(f"{k}={v}" for k, v in raw["described_volume"].items())
+            parts.append(f"{len(raw['volumes'])} volumes (described: {shown})")
+        parts.extend(raw["notes"])
     return ", ".join(parts)

@@ -3,7 +3,9 @@
 ``mrirecon reconstruct``, ``evaluate``, ``info`` and ``simulate`` call :func:`expand_inputs`
 on their positional paths, so a folder means the same thing to all of them:
 
-- a folder of ``.h5``/``.hdf5`` files means those files (directly in it), sorted;
+- a folder of ``.h5``/``.hdf5`` files (fastMRI or raw ISMRMRD) means those files (directly in
+  it), sorted;
+- a folder of BART ``.cfl``/``.hdr`` pairs means their ``.cfl`` files (directly in it), sorted;
 - a folder of NIfTI files (searched recursively) means those files, sorted;
 - a folder of DICOM files (searched recursively) is one DICOM series input, as the DICOM
   reader resolves it;
@@ -113,20 +115,24 @@ def output_subfolders(paths: Sequence[Path]) -> dict[Path, Path]:
 
 
 def folder_contents(folder: str | Path) -> dict[str, list[Path]]:
-    """What a folder holds, by kind: ``"hdf5"``, ``"nifti"``, ``"dicom"`` and ``"other"``.
+    """What a folder holds, by kind: ``"hdf5"``, ``"cfl"``, ``"nifti"``, ``"dicom"``, ``"other"``.
 
-    HDF5 files are those directly in ``folder`` (:func:`~mrirecon.io.predictions.hdf5_files`);
-    NIfTI and DICOM files (``DICM`` at byte 128, what the DICOM reader accepts) are searched
-    recursively; hidden files are left out. Each list is sorted.
+    HDF5 files are those directly in ``folder`` (:func:`~mrirecon.io.predictions.hdf5_files`),
+    and so are BART pairs (listed by their ``.cfl``; the ``.hdr`` and the JSON sidecar beside it
+    belong to the pair); NIfTI and DICOM files (``DICM`` at byte 128, what the DICOM reader
+    accepts) are searched recursively; hidden files are left out. Each list is sorted.
     """
     from mrirecon.io.predictions import hdf5_files
 
     folder = Path(folder)
-    found: dict[str, list[Path]] = {"hdf5": hdf5_files(folder), "nifti": [], "dicom": [],
-                                    "other": []}
-    top_hdf5 = set(found["hdf5"])
+    pairs = sorted(p for p in folder.glob("*") if p.is_file() and not p.name.startswith(".")
+                   and p.suffix.lower() == ".cfl")
+    found: dict[str, list[Path]] = {"hdf5": hdf5_files(folder), "cfl": pairs, "nifti": [],
+                                    "dicom": [], "other": []}
+    claimed = set(found["hdf5"]) | {p.with_suffix(s) for p in pairs
+                                    for s in (".cfl", ".hdr", ".json")}
     for path in sorted(folder.rglob("*")):
-        if not path.is_file() or path.name.startswith(".") or path in top_hdf5:
+        if not path.is_file() or path.name.startswith(".") or path in claimed:
             continue
         if path.name.lower().endswith(_NIFTI_SUFFIXES):
             found["nifti"].append(path)
@@ -138,20 +144,22 @@ def folder_contents(folder: str | Path) -> dict[str, list[Path]]:
 
 
 def _folder_inputs(folder: Path) -> list[Path]:
-    """The inputs a folder means: its HDF5 or NIfTI files, or itself as a DICOM series."""
+    """The inputs a folder means: its HDF5, .cfl or NIfTI files, or itself as a DICOM series."""
     found = folder_contents(folder)
-    kinds = [kind for kind in ("hdf5", "nifti", "dicom") if found[kind]]
+    kinds = [kind for kind in ("hdf5", "cfl", "nifti", "dicom") if found[kind]]
     if len(kinds) == 1:
         kind = kinds[0]
         return [folder] if kind == "dicom" else found[kind]
     listing = [_count(len(found[kind]), label) for kind, label in _LABELS if found[kind]]
     if not kinds:
         others = f" ({_count(len(found['other']), 'other file')})" if found["other"] else ""
-        raise InvalidParameterError(f"{folder}/: holds no .h5, NIfTI or DICOM files{others}")
+        raise InvalidParameterError(f"{folder}/: holds no .h5, .cfl, NIfTI or DICOM files"
+                                    f"{others}")
     raise InvalidParameterError(f"{folder}/: holds {_join(listing)}; give one kind")
 
 
-_LABELS = (("hdf5", ".h5 file"), ("nifti", "NIfTI file"), ("dicom", "DICOM file"))
+_LABELS = (("hdf5", ".h5 file"), ("cfl", ".cfl file"), ("nifti", "NIfTI file"),
+           ("dicom", "DICOM file"))
 
 
 def _count(n: int, label: str) -> str:

@@ -176,6 +176,7 @@ def parse_header(xml: str | bytes) -> dict[str, Any]:
         ``recon_fov_mm`` (``(x, y, z)`` floats), ``enc_limits`` (``{"kspace_encoding_step_1":
         {"minimum": int, "maximum": int, "center": int}, ...}`` for every limit present),
         ``field_strength_t`` (float), ``coils`` (int), ``larmor_hz`` (int; ``0`` -> ``None``),
+        ``receiver_noise_bandwidth`` (float, the noise-scan filter's relative bandwidth),
         ``vendor``,
         ``model``, ``trajectory`` (str) and ``sequence`` (dict, see :func:`build_header`).
         Anything absent is ``None`` (``{}`` for the two dicts).
@@ -230,6 +231,8 @@ def parse_header(xml: str | bytes) -> dict[str, Any]:
         "field_strength_t": value("acquisitionSystemInformation/systemFieldStrength_T", float),
         "coils": value("acquisitionSystemInformation/receiverChannels", int),
         "larmor_hz": value("experimentalConditions/H1resonanceFrequency_Hz", int) or None,
+        "receiver_noise_bandwidth": value(
+            "acquisitionSystemInformation/relativeReceiverNoiseBandwidth", float),
         "vendor": value("acquisitionSystemInformation/systemVendor", str),
         "model": value("acquisitionSystemInformation/systemModel", str),
         "trajectory": value("encoding/trajectory", str),

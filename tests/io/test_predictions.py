@@ -28,7 +28,7 @@ MR_SMALL = Path(get_testdata_file("MR_small.dcm", download=False))
 
 def test_every_output_name_comes_from_the_one_extension_table(tmp_path, monkeypatch) -> None:
     assert set(io.EXTENSIONS) == set(io.FORMATS)
-    assert io.EXTENSIONS == {"fastmri": ".h5", "nifti": ".nii.gz", "dicom": ""}
+    assert io.EXTENSIONS == {"fastmri": ".h5", "nifti": ".nii.gz", "dicom": "", "cfl": ".cfl"}
     for fmt, ext in io.EXTENSIONS.items():
         assert io.output_path(MR_SMALL, tmp_path, fmt) == tmp_path / f"MR_small{ext}"
         paths = posterior_paths(MR_SMALL, tmp_path, fmt, keep_samples=True)
