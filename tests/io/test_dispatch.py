@@ -119,7 +119,9 @@ def test_detect_falls_back_to_suffix_for_damaged_files(tmp_path: Path) -> None:
 def test_detect_unknown_content(tmp_path: Path, name: str) -> None:
     path = tmp_path / name
     path.write_text("" if name.startswith("empty") else "just some text\n" * 40)
-    with pytest.raises(InputFileError, match="not a fastMRI HDF5, ISMRMRD, NIfTI, DICOM or BART .cfl/.hdr file") as info:
+    with pytest.raises(InputFileError,
+                       match="not a fastMRI HDF5, ISMRMRD, NIfTI, DICOM or BART .cfl/.hdr file"
+                       ) as info:
         detect_format(path)
     assert str(path) in str(info.value)
 

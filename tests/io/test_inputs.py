@@ -63,7 +63,8 @@ def test_a_mixed_folder_is_one_error_listing_what_it_holds(tmp_path) -> None:
 
 def test_a_folder_with_nothing_usable_is_one_error(tmp_path) -> None:
     _touch(tmp_path / "empty")
-    with pytest.raises(InvalidParameterError, match=r"empty/: holds no \.h5, \.cfl, NIfTI or DICOM"):
+    with pytest.raises(InvalidParameterError,
+                       match=r"empty/: holds no \.h5, \.cfl, NIfTI or DICOM"):
         expand_inputs([tmp_path / "empty"])
     _touch(tmp_path / "junk", "readme.txt")
     with pytest.raises(InvalidParameterError, match=r"\(1 other file\)"):

@@ -1,0 +1,227 @@
+"""The raw ISMRMRD reader on files written to the schema here (no ismrmrd-tools needed).
+
+The reference-tool checks (``ismrmrd_generate_cartesian_shepp_logan``,
+``ismrmrd_recon_cartesian_2d``) are in ``test_reference_tools.py``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from raw_files import fft2c, ifft2c, write_scan
+from typer.testing import CliRunner
+
+from mrirecon.cli.app import app
+from mrirecon.data import LPS_TO_RAS, KSpace
+from mrirecon.errors import InputFileError
+from mrirecon.io import detect_format, load
+from mrirecon.io.ismrmrd_raw import raw_summary, read_ismrmrd, volume_keys, whitening_matrix
+
+runner = CliRunner()
+COILS, NX, NY = 4, 32, 24
+
+
+def coil_images(rows: int = NX, seed: int = 0) -> np.ndarray:
+    """A smooth object seen by ``COILS`` smooth complex coils, ``(coils, rows, NY)``."""
+    rng = np.random.default_rng(seed)
+    r, c = np.meshgrid(np.linspace(-1, 1, rows), np.linspace(-1, 1, NY), indexing="ij")
+    obj = (r ** 2 / 0.5 + c ** 2 / 0.7 < 1).astype(float) * (1 + 0.3 * np.cos(3 * r))
+    sens = np.stack([np.exp(-((r - a) ** 2 + (c - b) ** 2)) * np.exp(1j * rng.uniform(0, 6))
+                     for a, b in [(-1, -1), (-1, 1), (1, -1), (1, 1)][:COILS]])
+    return (sens * obj).astype(np.complex64)
+
+
+@pytest.fixture
+def scan(tmp_path) -> tuple[Path, np.ndarray]:
+    images = coil_images()
+    return write_scan(tmp_path / "scan.h5", fft2c(images)), images
+
+
+def test_detected_and_read_as_kspace_of_the_right_shape(scan) -> None:
+    path, images = scan
+    assert detect_format(path) == "ismrmrd"
+    ks = load(path)
+    assert isinstance(ks, KSpace) and ks.shape == (1, COILS, NX, NY) and ks.mask is None
+    np.testing.assert_allclose(ks.slice(0), fft2c(images), atol=1e-5 * np.abs(images).max())
+    assert ks.provenance["raw"]["format"] == "ismrmrd"
+    assert ks.encoded_matrix == (NX, NY, 1)
+
+
+def test_oversampling_removed_as_the_header_says(tmp_path) -> None:
+    over = coil_images(rows=2 * NX, seed=1)
+    path = write_scan(tmp_path / "over.h5", fft2c(over), recon_rows=NX,
+                      fov_mm=(400.0, 200.0, 5.0))
+    ks = read_ismrmrd(path)
+    central = over[:, NX // 2: NX // 2 + NX]
+    assert ks.shape == (1, COILS, NX, NY)
+    # the coil images are the central half of the oversampled ones, to float32 precision
+    np.testing.assert_allclose(ifft2c(ks.slice(0)), central, atol=1e-5 * np.abs(over).max())
+    assert ks.encoded_matrix == (NX, NY, 1) and ks.encoded_fov_mm[0] == pytest.approx(200.0)
+    assert any("oversampling removed: 64 -> 32" in n for n in ks.provenance["raw"]["notes"])
+
+
+def _correlated(n: int, seed: int, mix: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """``(mix, mix @ white noise)``: ``n`` samples of coil noise with covariance mix mix^H."""
+    rng = np.random.default_rng(seed)
+    if mix is None:
+        mix = rng.normal(size=(COILS, COILS)) + 1j * rng.normal(size=(COILS, COILS))
+        mix += 2 * np.eye(COILS)
+    white = (rng.normal(size=(COILS, n)) + 1j * rng.normal(size=(COILS, n))) / np.sqrt(2)
+    return mix, mix @ white
+
+
+def test_prewhitening_gives_unit_uncorrelated_noise(tmp_path) -> None:
+    # imaging dwell half the noise scan's: twice the bandwidth, twice the noise variance
+    mix, noise = _correlated(40000, seed=2)
+    _, data_noise = _correlated(NX * NY, seed=3, mix=mix)
+    kspace = (np.sqrt(2.0) * data_noise).reshape(COILS, NX, NY)
+    path = write_scan(tmp_path / "noise.h5", kspace, noise=noise, dwell_us=(10.0, 5.0))
+    ks = read_ismrmrd(path)
+    assert ks.provenance["raw"]["prewhitened"] and ks.provenance["raw"]["noise_acquisitions"] == 1
+    samples = ks.slice(0).reshape(COILS, -1)
+    cov = samples @ samples.conj().T / samples.shape[1]
+    np.testing.assert_allclose(cov, np.eye(COILS), atol=0.15)  # 768 samples: 4 std errors
+    raw = read_ismrmrd(path, prewhiten=False)
+    assert not raw.provenance["raw"]["prewhitened"]
+    raw_cov = raw.slice(0).reshape(COILS, -1)
+    raw_cov = raw_cov @ raw_cov.conj().T / raw_cov.shape[1]
+    assert np.abs(raw_cov - np.eye(COILS)).max() > 1.0  # correlated before
+    expected = 2 * mix @ mix.conj().T
+    np.testing.assert_allclose(raw_cov, expected, atol=0.15 * np.abs(expected).max())
+
+
+def test_whitening_matrix_inverts_the_covariance() -> None:
+    mix, noise = _correlated(20000, seed=4)
+    w = whitening_matrix(noise, 5.0, 5.0)
+    psi = noise @ noise.conj().T / (noise.shape[1] - 1)
+    np.testing.assert_allclose(w @ psi @ w.conj().T, np.eye(COILS), atol=1e-4)
+    assert np.allclose(np.triu(w, 1), 0)  # L^-1 is lower triangular: coil 0 is only scaled
+    w_rnb = whitening_matrix(noise, 5.0, 5.0, receiver_noise_bandwidth=0.79)
+    np.testing.assert_allclose(w_rnb, np.sqrt(0.79) * w, rtol=1e-5)
+
+
+def test_the_mask_is_the_measured_lines_and_is_not_drawn_again(tmp_path) -> None:
+    lines = [0, 3, 6, 9, 10, 11, 12, 13, 14, 17, 20, 23]
+    full = fft2c(coil_images())
+    path = write_scan(tmp_path / "under.h5", full, lines=lines)
+    ks = read_ismrmrd(path)
+    assert ks.mask is not None and np.flatnonzero(ks.mask[0]).tolist() == lines
+    unmeasured = np.setdiff1d(np.arange(NY), lines)
+    assert np.abs(ks.slice(0)[..., unmeasured]).max() == 0
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["reconstruct", str(path), "-o", str(out), "--method",
+                                 "zero-filled", "--json"])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)[0]
+    assert record["acceleration"] == pytest.approx(NY / len(lines))
+    vol = load(out / "under.h5")
+    assert vol.provenance["mask"]["source"] == "file"
+
+
+def test_partial_fourier_is_zero_filled_and_noted(tmp_path) -> None:
+    lines = list(range(0, NY * 5 // 8 + 1))  # the top 3/8 never measured
+    ks = read_ismrmrd(write_scan(tmp_path / "pf.h5", fft2c(coil_images()), lines=lines))
+    assert any(n.startswith("partial Fourier") for n in ks.provenance["raw"]["notes"])
+    assert np.flatnonzero(ks.mask[0]).tolist() == lines
+
+
+def test_volumes_are_chosen_or_split(tmp_path) -> None:
+    path = write_scan(tmp_path / "reps.h5", fft2c(coil_images()), repetitions=2)
+    assert [v["repetition"] for v in volume_keys(path)] == [0, 1]
+    with pytest.raises(InputFileError, match=r"holds 2 volumes.*--series repetition=N"):
+        read_ismrmrd(path)
+    ks = load(path, series="repetition=1")
+    assert ks.provenance["raw"]["volume"]["repetition"] == 1
+    with pytest.raises(InputFileError, match="no volume matches"):
+        read_ismrmrd(path, volume="repetition=5")
+    summary = raw_summary(path)
+    assert summary["acquisitions"] == 2 * NY and len(summary["volumes"]) == 2
+
+
+def test_geometry_from_position_and_direction_cosines(tmp_path) -> None:
+    # a sagittal-like slice: readout along -z (head-feet), phase along y, normal along x (LPS)
+    directions = ((0, 0, -1), (0, 1, 0), (1, 0, 0))
+    position = (12.5, -30.0, 40.0)
+    path = write_scan(tmp_path / "geo.h5", fft2c(coil_images()), position=position,
+                      directions=directions, fov_mm=(320.0, 240.0, 4.0))
+    affine = read_ismrmrd(path).affine
+    # the slice centre (row NX//2, column NY//2) is at the header's position
+    centre = affine @ [0, NX // 2, NY // 2, 1]
+    np.testing.assert_allclose(centre[:3], (LPS_TO_RAS @ [*position, 1])[:3], atol=1e-4)
+    # one row is one readout voxel along read_dir, one column one phase voxel along phase_dir
+    np.testing.assert_allclose(affine[:3, 1], (LPS_TO_RAS[:3, :3] @ [0, 0, -1]) * 10.0)
+    np.testing.assert_allclose(affine[:3, 2], (LPS_TO_RAS[:3, :3] @ [0, 1, 0]) * 10.0)
+    np.testing.assert_allclose(np.linalg.norm(affine[:3, 0]), 4.0)
+
+
+# --- bad input: one line, nothing written -------------------------------------------------
+
+
+def _cli_fails(args: list[str], match: str, out: Path) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code != 0
+    lines = [ln for ln in result.stderr.splitlines() if ln.startswith("error")]
+    assert len(lines) == 1 and match in lines[0], result.stderr
+    assert "Traceback" not in result.output
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_no_acquisitions(tmp_path) -> None:
+    path = write_scan(tmp_path / "empty.h5", fft2c(coil_images()), lines=[])
+    out = tmp_path / "out"
+    _cli_fails(["reconstruct", str(path), "-o", str(out), "--method", "zero-filled"],
+               "holds no acquisitions", out)
+    only_noise = write_scan(tmp_path / "noise_only.h5", fft2c(coil_images()), lines=[],
+                            noise=_correlated(100, 0)[1])
+    _cli_fails(["convert", str(only_noise), "-o", str(out)], "no imaging acquisitions", out)
+
+
+def test_non_cartesian_trajectory(tmp_path) -> None:
+    path = write_scan(tmp_path / "radial.h5", fft2c(coil_images()), trajectory="radial")
+    out = tmp_path / "out"
+    _cli_fails(["reconstruct", str(path), "-o", str(out), "--method", "zero-filled"],
+               "trajectory is 'radial'; only Cartesian", out)
+    _cli_fails(["convert", str(path), "-o", str(out)], "only Cartesian", out)
+
+
+def test_header_disagrees_with_data(tmp_path) -> None:
+    path = write_scan(tmp_path / "shifted.h5", fft2c(coil_images()), step1_offset=5)
+    out = tmp_path / "out"
+    _cli_fails(["reconstruct", str(path), "-o", str(out), "--method", "zero-filled"],
+               "header disagrees with data", out)
+    with h5py.File(path, "a") as f:  # a line whose sample count disagrees with its header
+        table = f["dataset/data"][()]
+        table[0]["head"]["number_of_samples"] = NX + 3
+        table[0]["head"]["idx"]["kspace_encode_step_1"] = 0
+        f["dataset/data"][0] = table[0]
+    with pytest.raises(InputFileError, match="complex values but its header says"):
+        read_ismrmrd(path)
+
+
+def test_convert_gives_fastmri_files_that_evaluate_reads(tmp_path) -> None:
+    images = coil_images()
+    path = write_scan(tmp_path / "reps.h5", fft2c(images), repetitions=2,
+                      position=(0, 0, 20), fov_mm=(320.0, 240.0, 4.0))
+    out = tmp_path / "fastmri"
+    result = runner.invoke(app, ["convert", str(path), "-o", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    names = sorted(Path(r["output"]).name for r in json.loads(result.stdout))
+    assert names == ["reps_repetition0.h5", "reps_repetition1.h5"]
+    ks = load(out / "reps_repetition1.h5")
+    raw = read_ismrmrd(path, volume="repetition=1")
+    np.testing.assert_array_equal(ks.slice(0), raw.slice(0))
+    np.testing.assert_allclose(ks.affine, raw.affine)
+    assert ks.recon_fov_mm == pytest.approx((320.0, 240.0, 4.0))
+    target = np.asarray(ks.targets["reconstruction_rss"][:])
+    np.testing.assert_allclose(target[0], np.sqrt((np.abs(images) ** 2).sum(0)), atol=1e-5)
+    again = runner.invoke(app, ["convert", str(path), "-o", str(out)])
+    assert again.exit_code != 0 and "--overwrite" in again.stderr
+    report = tmp_path / "report"
+    result = runner.invoke(app, ["evaluate", str(out / "reps_repetition0.h5"), "--methods",
+                                 "zero-filled", "-o", str(report), "--json"])
+    assert result.exit_code == 0, result.output
