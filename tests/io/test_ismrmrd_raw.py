@@ -221,6 +221,11 @@ def test_convert_gives_fastmri_files_that_evaluate_reads(tmp_path) -> None:
     np.testing.assert_allclose(target[0], np.sqrt((np.abs(images) ** 2).sum(0)), atol=1e-5)
     again = runner.invoke(app, ["convert", str(path), "-o", str(out)])
     assert again.exit_code != 0 and "--overwrite" in again.stderr
+    from mrirecon.train.dataset import SliceDataset
+
+    item = SliceDataset([out / "reps_repetition0.h5"], train=False)[0]  # what train reads
+    assert item["kspace"].shape == (COILS, NX, NY) and item["coils"] == COILS
+    np.testing.assert_allclose(item["target"], target[0], rtol=1e-6)
     report = tmp_path / "report"
     result = runner.invoke(app, ["evaluate", str(out / "reps_repetition0.h5"), "--methods",
                                  "zero-filled", "-o", str(report), "--json"])

@@ -235,3 +235,36 @@ def test_parameters_device_and_validation() -> None:
                 {"max_iter": 2.5}, {"maps": "walsh"}):
         with pytest.raises(InvalidParameterError):
             sb.SENSE(**bad)
+
+
+# --- the FISTA solver ---------------------------------------------------------------------
+
+
+def _normalised_slice(kspace: KSpace) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    from mrirecon.physics.coils import coil_maps
+
+    y = kspace.slice(0)
+    y = y / np.float32(sb.zero_filled_scale(y))
+    weights = sb.mask_weights(kspace.mask, y.shape[-2:])
+    return y, coil_maps(y, 24, "espirit"), weights
+
+
+def test_fista_without_shifts_is_sigpys_l1_wavelet_recon(multicoil) -> None:
+    from sigpy.mri.app import L1WaveletRecon
+
+    y, mps, weights = _normalised_slice(multicoil[0])
+    ours = sb.fista_l1_wavelet(y, mps, weights, 1e-3, 30, shifts=False)
+    theirs = L1WaveletRecon(y, mps, 1e-3, weights=weights, wave_name="db4", max_iter=30,
+                            alpha=1.0, show_pbar=False).run()
+    np.testing.assert_allclose(ours, theirs, atol=1e-4 * np.abs(theirs).max())
+
+
+def test_cycle_spinning_beats_one_wavelet_grid(brain: np.ndarray) -> None:
+    kspace, target = undersample(brain[:1], coils=8, noise=0.005)
+    y, mps, weights = _normalised_slice(kspace)
+    scale = sb.zero_filled_scale(kspace.slice(0))
+    scores = {shifts: psnr(target[:1], np.abs(sb.fista_l1_wavelet(
+        y, mps, weights, 3e-3, 100, shifts=shifts))[None] * scale) for shifts in (False, True)}
+    assert scores[True] >= scores[False] + 0.2, scores  # seen: +0.71 dB (31.21 -> 31.93)
+    again = sb.fista_l1_wavelet(y, mps, weights, 3e-3, 5)
+    np.testing.assert_array_equal(again, sb.fista_l1_wavelet(y, mps, weights, 3e-3, 5))
