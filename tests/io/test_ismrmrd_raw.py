@@ -230,3 +230,32 @@ def test_convert_gives_fastmri_files_that_evaluate_reads(tmp_path) -> None:
     result = runner.invoke(app, ["evaluate", str(out / "reps_repetition0.h5"), "--methods",
                                  "zero-filled", "-o", str(report), "--json"])
     assert result.exit_code == 0, result.output
+
+
+def test_info_describes_a_raw_file(tmp_path) -> None:
+    _, noise = _correlated(64, seed=5)
+    path = write_scan(tmp_path / "reps.h5", fft2c(coil_images()), repetitions=2, noise=noise,
+                      lines=list(range(0, NY, 2)) + [11, 13])
+    result = runner.invoke(app, ["info", str(path)])
+    assert result.exit_code == 0, result.output
+    line = result.stdout.strip()
+    assert "ismrmrd multi-coil k-space" in line and f"1x{COILS}x{NX}x{NY}" in line
+    assert f"{2 * (NY // 2 + 2) + 1} acquisitions (1 noise)" in line
+    assert "coils pre-whitened" in line and "2 volumes (described: " in line
+    assert f"mask {NY // 2 + 2}/{NY} lines" in line
+    record = json.loads(runner.invoke(app, ["info", str(path), "--series", "repetition=1",
+                                            "--json"]).stdout)[0]
+    assert record["raw"]["described_volume"]["repetition"] == 1
+    assert record["raw"]["trajectory"] == "cartesian"
+
+
+def test_reconstruct_prewhitens_unless_told_not_to(tmp_path) -> None:
+    _, noise = _correlated(256, seed=6)
+    path = write_scan(tmp_path / "scan.h5", fft2c(coil_images()), noise=noise)
+    for flag, expected in (([], True), (["--no-prewhiten"], False)):
+        out = tmp_path / f"out{len(flag)}"
+        result = runner.invoke(app, ["reconstruct", str(path), "-o", str(out), "--method",
+                                     "zero-filled", *flag])
+        assert result.exit_code == 0, result.output
+        raw = load(out / "scan.h5").provenance["raw"]
+        assert raw["prewhitened"] is expected and raw["format"] == "ismrmrd"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -263,3 +264,21 @@ def test_generalisation_run_rejects_a_bad_reference_and_samples_without_a_sample
                               str(tmp_path), "--model", irim, *extra], capture_output=True,
                              text=True, timeout=120)
         assert out.returncode != 0 and message in out.stderr and not out.stdout
+
+
+@pytest.mark.skipif(shutil.which("bart") is None, reason="bart not found (Debian package bart)")
+def test_bart_cs_tiny_compares_both_tools_at_their_best_weight() -> None:
+    data = run("bench/bart_cs.py", "--accels", "4", "--iters", "5", "--threads", "1",
+               "--datasets", "bart-phantom", "--ours-lamdas", "1e-3", "3e-3",
+               "--bart-lamdas", "1e-2")
+    assert data["benchmark"] == "bart_cs" and data["settings"]["bart_version"].startswith("v0")
+    assert {r["tool"] for r in data["results"]} == {"zero-filled", "mrirecon", "bart"}
+    assert len(data["sweep"]) == 1 + 2 + 1
+    [best] = data["best"]
+    ours = max((r for r in data["sweep"] if r["tool"] == "mrirecon"), key=lambda r: r["psnr"])
+    assert best["lamda"]["mrirecon"] == ours["lamda"] and best["lamda"]["bart"] == 1e-2
+    bart = next(r for r in data["results"] if r["tool"] == "bart")
+    assert best["ours_minus_bart_db"] == pytest.approx(ours["psnr"] - bart["psnr"])
+    assert all(math.isfinite(r["psnr"]) and 0 < r["ssim"] <= 1 for r in data["sweep"])
+    [alone] = data["best_per_dataset"]
+    assert alone["mrirecon_psnr"] == ours["psnr"] and alone["bart_psnr"] == bart["psnr"]
