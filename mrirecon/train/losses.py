@@ -23,7 +23,7 @@ import torch
 from mrirecon.errors import InvalidParameterError
 from mrirecon.metrics import WIN_SIZE, ssim_per_slice
 
-__all__ = ["reconstruction_loss"]
+__all__ = ["kspace_loss", "reconstruction_loss"]
 
 
 def reconstruction_loss(estimates: Sequence[torch.Tensor], target: torch.Tensor, *,
@@ -82,3 +82,40 @@ def reconstruction_loss(estimates: Sequence[torch.Tensor], target: torch.Tensor,
         if mse > 0:
             total = total + mse * (magnitude - target).square().mean()
     return total / len(estimates)
+
+
+def kspace_loss(predicted: torch.Tensor, measured: torch.Tensor,
+                mask: torch.Tensor) -> torch.Tensor:
+    """SSDU's normalised L2 + L1 in k-space on the loss set (Yaman et al., MRM 2020).
+
+    ``||y_L - (A x)_L||_2 / ||y_L||_2 + ||y_L - (A x)_L||_1 / ||y_L||_1``, with ``_L`` the
+    samples where ``mask`` is true and the L1 norm the sum of complex moduli. Both terms are
+    relative, so the loss does not depend on the data's scale; it is 0 when the prediction
+    matches the measured samples, and about 2 for a prediction of zeros.
+
+    Parameters
+    ----------
+    predicted
+        ``A x``: the estimate's k-space ``(..., coils, ky, kx)``, complex.
+    measured
+        The measured k-space, same shape.
+    mask
+        Bool, broadcastable to the k-space (``(1 | ky, kx)``): the loss set Lambda.
+
+    Raises
+    ------
+    InvalidParameterError
+        Shapes that differ, or a loss set holding no non-zero measured sample.
+    """
+    if predicted.shape != measured.shape:
+        raise InvalidParameterError(f"predicted k-space {tuple(predicted.shape)} and measured "
+                                    f"{tuple(measured.shape)} differ in shape")
+    weight = mask.to(device=measured.device, dtype=torch.bool)
+    y = torch.where(weight, measured, torch.zeros((), dtype=measured.dtype,
+                                                   device=measured.device))
+    residual = torch.where(weight, measured - predicted,
+                           torch.zeros((), dtype=measured.dtype, device=measured.device))
+    l2, l1 = torch.linalg.vector_norm(y), y.abs().sum()
+    if l1 == 0:
+        raise InvalidParameterError("the SSDU loss set holds no non-zero measured sample")
+    return torch.linalg.vector_norm(residual) / l2 + residual.abs().sum() / l1
