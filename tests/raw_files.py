@@ -33,6 +33,7 @@ HEAD = np.dtype([
 ACQUISITION = np.dtype([("head", HEAD), ("traj", h5py.vlen_dtype(np.float32)),
                         ("data", h5py.vlen_dtype(np.float32))])
 NOISE_FLAG = 1 << 18  # ISMRMRD_ACQ_IS_NOISE_MEASUREMENT = 19
+REVERSE_FLAG = 1 << 21  # ISMRMRD_ACQ_IS_REVERSE = 22
 
 
 def write_acquisitions(path: Path, xml: str, heads: np.ndarray,
@@ -94,6 +95,23 @@ def write_scan(path: Path, kspace: np.ndarray, *, lines: Sequence[int] | None = 
             heads.append(head)
             samples.append(kspace[:, :, y])
     return write_acquisitions(path, xml, np.array(heads, dtype=HEAD), samples)
+
+
+def imaging_head(coils: int, samples: int, step1: int, **fields: object) -> np.ndarray:
+    """One imaging acquisition header; ``fields`` set header fields, ``idx_<name>`` counters."""
+    head = np.zeros((), HEAD)
+    head["number_of_samples"] = samples
+    head["active_channels"] = head["available_channels"] = coils
+    head["center_sample"] = samples // 2
+    head["sample_time_us"] = 5.0
+    head["read_dir"], head["phase_dir"], head["slice_dir"] = (1, 0, 0), (0, 1, 0), (0, 0, 1)
+    head["idx"]["kspace_encode_step_1"] = step1
+    for name, value in fields.items():
+        if name.startswith("idx_"):
+            head["idx"][name[4:]] = value
+        else:
+            head[name] = value
+    return head
 
 
 def fft2c(image: np.ndarray) -> np.ndarray:

@@ -12,13 +12,22 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from raw_files import fft2c, ifft2c, write_scan
+from raw_files import (
+    HEAD,
+    REVERSE_FLAG,
+    fft2c,
+    ifft2c,
+    imaging_head,
+    write_acquisitions,
+    write_scan,
+)
 from typer.testing import CliRunner
 
 from mrirecon.cli.app import app
 from mrirecon.data import LPS_TO_RAS, KSpace
 from mrirecon.errors import InputFileError
 from mrirecon.io import detect_format, load
+from mrirecon.io.ismrmrd import build_header
 from mrirecon.io.ismrmrd_raw import raw_summary, read_ismrmrd, volume_keys, whitening_matrix
 
 runner = CliRunner()
@@ -259,3 +268,83 @@ def test_reconstruct_prewhitens_unless_told_not_to(tmp_path) -> None:
         assert result.exit_code == 0, result.output
         raw = load(out / "scan.h5").provenance["raw"]
         assert raw["prewhitened"] is expected and raw["format"] == "ismrmrd"
+
+
+# --- line placement: reversed lines, discarded samples, asymmetric echoes, slices, averages, 3-D
+
+
+def _write(path: Path, kspace_shape: tuple[int, int, int], heads: list, samples: list,
+           enc_z: int = 1) -> Path:
+    coils, nx, ny = kspace_shape
+    xml = build_header(encoded_matrix=(nx, ny, enc_z), encoded_fov_mm=(200.0, 200.0, 8.0),
+                       coils=coils)
+    if enc_z > 1:  # the limits build_header writes for 2-D say step 2 is 0..0
+        xml = xml.replace("<kspace_encoding_step_2>\n        <minimum>0</minimum>\n"
+                          "        <maximum>0</maximum>\n        <center>0</center>",
+                          "<kspace_encoding_step_2>\n        <minimum>0</minimum>\n"
+                          f"        <maximum>{enc_z - 1}</maximum>\n"
+                          f"        <center>{enc_z // 2}</center>")
+    return write_acquisitions(path, xml, np.array(heads, dtype=HEAD), samples)
+
+
+def test_reversed_lines_and_discarded_samples_are_placed_as_measured(tmp_path) -> None:
+    k = fft2c(coil_images())
+    heads, samples = [], []
+    for y in range(NY):
+        line = k[:, :, y]
+        if y % 2:  # every other line read backwards (EPI-like), flagged reverse
+            heads.append(imaging_head(COILS, NX, y, flags=REVERSE_FLAG))
+            samples.append(line[:, ::-1])
+        else:  # two junk samples before the echo and three after, to be discarded
+            junk = np.full((COILS, 2), 99.0), np.full((COILS, 3), -99.0)
+            heads.append(imaging_head(COILS, NX + 5, y, discard_pre=2, discard_post=3,
+                                      center_sample=NX // 2 + 2))
+            samples.append(np.concatenate([junk[0], line, junk[1]], axis=1))
+    ks = read_ismrmrd(_write(tmp_path / "epi.h5", (COILS, NX, NY), heads, samples))
+    np.testing.assert_allclose(ks.slice(0), k, atol=1e-6)
+
+
+def test_an_asymmetric_echo_is_zero_filled_and_noted(tmp_path) -> None:
+    k = fft2c(coil_images())
+    start = NX // 4  # the first quarter of every readout never measured
+    heads = [imaging_head(COILS, NX - start, y, center_sample=NX // 2 - start)
+             for y in range(NY)]
+    ks = read_ismrmrd(_write(tmp_path / "echo.h5", (COILS, NX, NY), heads,
+                             [k[:, start:, y] for y in range(NY)]))
+    np.testing.assert_allclose(ks.slice(0)[:, start:], k[:, start:], atol=1e-6)
+    assert np.abs(ks.slice(0)[:, :start]).max() == 0
+    assert any(n.startswith("asymmetric echo") for n in ks.provenance["raw"]["notes"])
+
+
+def test_slices_go_by_their_counter_and_averages_are_averaged(tmp_path) -> None:
+    k0, k1 = fft2c(coil_images(seed=0)), fft2c(coil_images(seed=1))
+    heads, samples = [], []
+    for y in range(NY):
+        for slice_, k in ((1, k1), (0, k0)):  # slices interleaved, the second first
+            for average, offset in ((0, 0.5), (1, -0.5)):  # two averages, noise +-0.5
+                heads.append(imaging_head(COILS, NX, y, idx_slice=slice_, idx_average=average,
+                                          position=(0, 0, 5.0 * slice_)))
+                samples.append(k[:, :, y] + offset)
+    ks = read_ismrmrd(_write(tmp_path / "slices.h5", (COILS, NX, NY), heads, samples))
+    assert ks.shape == (2, COILS, NX, NY)
+    np.testing.assert_allclose(ks.slices(0, 2), np.stack([k0, k1]), atol=1e-5)
+    assert any("averaged" in n for n in ks.provenance["raw"]["notes"])
+    np.testing.assert_allclose(ks.affine[:3, 0], [0, 0, 5.0], atol=1e-6)  # slice step, RAS
+
+
+def test_a_fully_sampled_3d_acquisition_becomes_slices(tmp_path) -> None:
+    nz = 4
+    volume = np.stack([coil_images(seed=z) for z in range(nz)], axis=1)  # (coils, z, x, y)
+    kz = np.fft.fftshift(np.fft.fft(np.fft.ifftshift(fft2c(volume), 1), axis=1, norm="ortho"), 1)
+    heads = [imaging_head(COILS, NX, y, idx_kspace_encode_step_2=z)
+             for z in range(nz) for y in range(NY)]
+    samples = [kz[:, z, :, y] for z in range(nz) for y in range(NY)]
+    ks = read_ismrmrd(_write(tmp_path / "3d.h5", (COILS, NX, NY), heads, samples, enc_z=nz))
+    assert ks.shape == (nz, COILS, NX, NY)
+    np.testing.assert_allclose(ks.slices(0, nz), fft2c(volume).transpose(1, 0, 2, 3),
+                               atol=1e-5)
+    under = [(h, s) for h, s in zip(heads, samples, strict=True)
+             if h["idx"]["kspace_encode_step_2"] != 1]  # one partition never measured
+    with pytest.raises(InputFileError, match="undersampled along kspace_encode_step_2"):
+        read_ismrmrd(_write(tmp_path / "3d_under.h5", (COILS, NX, NY), [h for h, _ in under],
+                            [s for _, s in under], enc_z=nz))
