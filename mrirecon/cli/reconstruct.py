@@ -44,7 +44,7 @@ def _print_records(records: list[dict[str, Any]]) -> None:
 
 # Options of reconstruct_command, one alias each (the help texts are the CLI's).
 _Inputs = Annotated[list[Path], typer.Argument(
-    help="k-space files (fastMRI HDF5, raw ISMRMRD, BART .cfl), or folders of HDF5 files; "
+    help="k-space files (fastMRI HDF5, raw ISMRMRD, BART .cfl), or folders of them; "
     "DICOM or NIfTI images are simulated first; - reads paths from stdin.",
     show_default=False)]
 _OutDir = Annotated[Path, typer.Option("--output", "-o", help="Output folder.",

@@ -66,6 +66,8 @@ def read_cfl_array(path: str | Path) -> np.ndarray:
     """
     base = cfl_base(path)
     cfl, hdr = base.with_name(base.name + ".cfl"), base.with_name(base.name + ".hdr")
+    if not Path(path).exists() and not cfl.exists() and not hdr.exists():
+        raise InputFileError(path, "file not found")
     if not hdr.exists():
         raise InputFileError(path, f"BART header {hdr.name} not found beside it (a .cfl needs "
                              "its .hdr)")
