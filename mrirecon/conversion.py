@@ -80,7 +80,9 @@ def convert_file(path: str | Path, out_dir: str | Path, *, prewhiten: bool = Tru
     for out, selection in outputs.items():
         start = time.perf_counter()
         kspace = load(path, series=selection, prewhiten=prewhiten)
-        assert isinstance(kspace, KSpace)  # raw formats always read as k-space
+        if not isinstance(kspace, KSpace):  # a .cfl image that mrirecon wrote
+            raise InputFileError(path, "holds images (its JSON sidecar says so), not k-space; "
+                                 "convert reads k-space")
         write_kspace(out, kspace, overwrite=overwrite)
         slices, coils, rows, cols = kspace.shape
         records.append({"input": str(path), "output": str(out), "volume": selection,

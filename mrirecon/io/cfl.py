@@ -19,12 +19,17 @@ fully sampled. BART files carry no geometry, so the affine is the identity (1 mm
 
 Images are written as ``READ x PHS1`` (rows x columns), with slices on ``SLICE``, complex64 with
 a zero imaginary part, plus a JSON sidecar ``<base>.json`` holding the provenance and affine.
+A pair with that sidecar beside it is read back as the image :class:`Volume` it holds (so
+``info`` and ``evaluate --predictions`` see our own outputs as images); any other pair is
+k-space.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -38,8 +43,11 @@ DIMS = ("READ", "PHS1", "PHS2", "COIL", "MAPS", "TE", "COEFF", "COEFF2", "ITER",
         "TIME", "TIME2", "LEVEL", "SLICE", "AVG", "BATCH")
 READ, PHS1, PHS2, COIL, SLICE = 0, 1, 2, 3, 13
 
-__all__ = ["DIMS", "cfl_outputs", "cfl_base", "read_cfl", "read_cfl_array", "write_cfl",
-           "write_cfl_array"]
+__all__ = ["DIMS", "IMAGE_LAYOUT", "cfl_outputs", "cfl_base", "read_cfl", "read_cfl_array",
+           "write_cfl", "write_cfl_array"]
+
+#: The ``layout`` our image sidecars declare; a pair with it is read as a :class:`Volume`.
+IMAGE_LAYOUT = "volume (slice, row, col) = BART (SLICE, READ, PHS1)"
 
 
 def cfl_base(path: str | Path) -> Path:
@@ -86,9 +94,16 @@ def read_cfl_array(path: str | Path) -> np.ndarray:
     return np.memmap(cfl, dtype=np.complex64, mode="r", shape=tuple(dims), order="F")
 
 
-def read_cfl(path: str | Path) -> KSpace:
-    """A BART k-space pair as :class:`KSpace` (see the module docstring for the mapping)."""
+def read_cfl(path: str | Path) -> KSpace | Volume:
+    """A BART k-space pair as :class:`KSpace` (see the module docstring for the mapping).
+
+    A pair written by :func:`write_cfl` (its JSON sidecar declares :data:`IMAGE_LAYOUT`) is
+    read back as the image :class:`Volume`, with the sidecar's affine and provenance.
+    """
     arr = read_cfl_array(path)
+    sidecar = _image_sidecar(path)
+    if sidecar is not None:
+        return _image(arr, sidecar, path)
     dims = list(arr.shape) + [1] * (len(DIMS) - arr.ndim)
     extra = [f"{DIMS[i]} ({i}) = {n}" for i, n in enumerate(dims)
              if n > 1 and i not in (READ, PHS1, PHS2, COIL, SLICE)]
@@ -149,7 +164,7 @@ def write_cfl(volume: Volume, path: str | Path, *, overwrite: bool = False) -> l
     dims = [rows, cols] + [1] * (SLICE - 2) + [slices] if slices > 1 else [rows, cols]
     array = data.transpose(1, 2, 0).reshape(dims, order="F")
     summary = {"mrirecon_version": __version__, "file": cfl.name,
-               "layout": "volume (slice, row, col) = BART (SLICE, READ, PHS1)",
+               "layout": IMAGE_LAYOUT,
                "dims": list(array.shape), "provenance": volume.provenance,
                "source": volume.source, "affine": volume.affine.tolist()}
     text = strict_dumps(summary, indent=2) + "\n"
@@ -162,6 +177,33 @@ def write_cfl(volume: Volume, path: str | Path, *, overwrite: bool = False) -> l
             p.unlink(missing_ok=True)
         raise
     return [*written, sidecar]
+
+
+def _image_sidecar(path: str | Path) -> dict[str, Any] | None:
+    """The JSON sidecar beside ``path`` when it is one of our image sidecars, else ``None``."""
+    sidecar = cfl_outputs(path)[2]
+    if not sidecar.is_file():
+        return None
+    try:
+        record = json.loads(sidecar.read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None  # someone else's JSON: the pair is k-space as usual
+    return record if isinstance(record, dict) and record.get("layout") == IMAGE_LAYOUT else None
+
+
+def _image(arr: np.ndarray, sidecar: dict[str, Any], path: str | Path) -> Volume:
+    dims = list(arr.shape) + [1] * (len(DIMS) - arr.ndim)
+    if any(n > 1 for i, n in enumerate(dims) if i not in (READ, PHS1, SLICE)):
+        raise InputFileError(path, f"its sidecar says image but its dims are {dims}")
+    data = np.asarray(arr).reshape(dims, order="F")[:, :, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, :, 0, 0]
+    try:
+        affine = np.asarray(sidecar.get("affine", np.eye(4).tolist()), dtype=float)
+    except (TypeError, ValueError):
+        affine = np.zeros(0)
+    if affine.shape != (4, 4):
+        raise InputFileError(path, "its sidecar's affine is not a 4x4 matrix")
+    return Volume(np.ascontiguousarray(np.abs(data).transpose(2, 0, 1), dtype=np.float32),
+                  affine, provenance=dict(sidecar.get("provenance") or {}), source=str(path))
 
 
 def _dims(hdr: Path) -> list[int]:

@@ -153,3 +153,24 @@ def test_unsupported_dims_and_bad_headers(tmp_path) -> None:
         read_cfl(tmp_path / "junk.cfl")
     write_cfl_array(tmp_path / "nan", np.full((4, 4), np.nan, np.complex64))
     _cli_fails(tmp_path / "nan.cfl", "NaN", tmp_path)
+
+
+def test_our_image_outputs_read_back_as_images(tmp_path) -> None:
+    affine = np.diag([2.0, 0.7, 0.9, 1.0])
+    affine[:3, 3] = [5, -3, 1]
+    volume = Volume(np.random.default_rng(2).random((3, 6, 5)).astype(np.float32), affine,
+                    provenance={"method": "cs"})
+    save(volume, tmp_path / "img.cfl")
+    back = load(tmp_path / "img.cfl")
+    assert isinstance(back, Volume)
+    np.testing.assert_array_equal(back.data, volume.data)
+    np.testing.assert_allclose(back.affine, affine)
+    assert back.provenance["method"] == "cs"
+    info = runner.invoke(app, ["info", str(tmp_path / "img.cfl")])
+    assert info.exit_code == 0 and "cfl image volume, 3x6x5" in info.stdout
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["convert", str(tmp_path / "img.cfl"), "-o", str(out)])
+    assert result.exit_code != 0 and "holds images" in result.stderr
+    assert not out.exists() or not any(out.iterdir())
+    (tmp_path / "img.json").write_text("{not json")  # someone else's sidecar: k-space again
+    assert load(tmp_path / "img.cfl").shape == (3, 1, 6, 5)  # (slices, coils, rows, cols)
