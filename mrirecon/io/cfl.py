@@ -20,8 +20,7 @@ fully sampled. BART files carry no geometry, so the affine is the identity (1 mm
 Images are written as ``READ x PHS1`` (rows x columns), with slices on ``SLICE``, complex64 with
 a zero imaginary part, plus a JSON sidecar ``<base>.json`` holding the provenance and affine.
 A pair with that sidecar beside it is read back as the image :class:`Volume` it holds (so
-``info`` and ``evaluate --predictions`` see our own outputs as images); any other pair is
-k-space.
+``info`` and ``simulate`` see our own outputs as images); any other pair is k-space.
 """
 
 from __future__ import annotations
