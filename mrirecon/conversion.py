@@ -68,29 +68,44 @@ def convert_file(path: str | Path, out_dir: str | Path, *, prewhiten: bool = Tru
     """Convert every volume of ``path`` into ``out_dir``; one summary record per file written.
 
     Every output is checked writable before the first is written, and each is written to a
-    temporary file and renamed, so a failure leaves no half-written file.
+    temporary file and renamed, so a failure leaves no half-written file; when one volume
+    fails, the files this call already wrote for the others are removed too, so a bad input
+    leaves nothing behind (with ``overwrite``, files it replaced are not restored).
     """
     from mrirecon.fileutil import check_writable
-    from mrirecon.io import load
 
     path = Path(path)
     outputs = conversion_outputs(path, out_dir)
     check_writable(list(outputs), overwrite)
-    records = []
-    for out, selection in outputs.items():
-        start = time.perf_counter()
-        kspace = load(path, series=selection, prewhiten=prewhiten)
-        if not isinstance(kspace, KSpace):  # a .cfl image that mrirecon wrote
-            raise InputFileError(path, "holds images (its JSON sidecar says so), not k-space; "
-                                 "convert reads k-space")
-        write_kspace(out, kspace, overwrite=overwrite)
-        slices, coils, rows, cols = kspace.shape
-        records.append({"input": str(path), "output": str(out), "volume": selection,
-                        "slices": slices, "coils": coils, "matrix": [rows, cols],
-                        "sampled": "full" if kspace.mask is None else
-                        f"{int(np.asarray(kspace.mask).any(axis=0).sum())}/{cols}",
-                        "seconds": round(time.perf_counter() - start, 3)})
+    records: list[dict[str, Any]] = []
+    written: list[Path] = []
+    try:
+        for out, selection in outputs.items():
+            records.append(_convert_volume(path, out, selection, prewhiten, overwrite))
+            written.append(out)
+    except BaseException:
+        for out in written:
+            out.unlink(missing_ok=True)
+        raise
     return records
+
+
+def _convert_volume(path: Path, out: Path, selection: str | None, prewhiten: bool,
+                    overwrite: bool) -> dict[str, Any]:
+    from mrirecon.io import load
+
+    start = time.perf_counter()
+    kspace = load(path, series=selection, prewhiten=prewhiten)
+    if not isinstance(kspace, KSpace):  # a .cfl image that mrirecon wrote
+        raise InputFileError(path, "holds images (its JSON sidecar says so), not k-space; "
+                             "convert reads k-space")
+    write_kspace(out, kspace, overwrite=overwrite)
+    slices, coils, rows, cols = kspace.shape
+    return {"input": str(path), "output": str(out), "volume": selection, "slices": slices,
+            "coils": coils, "matrix": [rows, cols],
+            "sampled": "full" if kspace.mask is None else
+            f"{int(np.asarray(kspace.mask).any(axis=0).sum())}/{cols}",
+            "seconds": round(time.perf_counter() - start, 3)}
 
 
 def write_kspace(out: Path, kspace: KSpace, *, overwrite: bool = False) -> Path:

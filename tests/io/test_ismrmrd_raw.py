@@ -348,3 +348,13 @@ def test_a_fully_sampled_3d_acquisition_becomes_slices(tmp_path) -> None:
     with pytest.raises(InputFileError, match="undersampled along kspace_encode_step_2"):
         read_ismrmrd(_write(tmp_path / "3d_under.h5", (COILS, NX, NY), [h for h, _ in under],
                             [s for _, s in under], enc_z=nz))
+
+
+def test_convert_leaves_nothing_when_a_later_volume_is_bad(tmp_path) -> None:
+    path = write_scan(tmp_path / "reps.h5", fft2c(coil_images()), repetitions=2)
+    with h5py.File(path, "a") as f:  # the last line of repetition 1 outside the matrix
+        last = f["dataset/data"][-1]
+        last["head"]["idx"]["kspace_encode_step_1"] = NY + 4
+        f["dataset/data"][-1] = last
+    out = tmp_path / "out"
+    _cli_fails(["convert", str(path), "-o", str(out)], "header disagrees with data", out)
