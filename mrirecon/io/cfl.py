@@ -37,6 +37,7 @@ from mrirecon.data import KSpace, Volume
 from mrirecon.errors import InputFileError, InvalidParameterError
 from mrirecon.fileutil import atomic_path, check_writable
 from mrirecon.jsonutil import strict_dumps
+from mrirecon.npfft import ifftc
 
 DIMS = ("READ", "PHS1", "PHS2", "COIL", "MAPS", "TE", "COEFF", "COEFF2", "ITER", "CSHIFT",
         "TIME", "TIME2", "LEVEL", "SLICE", "AVG", "BATCH")
@@ -115,7 +116,7 @@ def read_cfl(path: str | Path) -> KSpace | Volume:
     data = full[:, :, :, :, 0, 0, 0, 0, 0, 0, 0, 0, 0, :, 0, 0]  # READ PHS1 PHS2 COIL SLICE
     notes = []
     if dims[PHS2] > 1:
-        data = np.fft.fftshift(np.fft.ifft(np.fft.ifftshift(data, 2), axis=2, norm="ortho"), 2)
+        data = ifftc(data, 2)
         notes.append(f"3-D: {dims[PHS2]} PHS2 partitions inverse-transformed into slices")
         data = data.transpose(2, 3, 0, 1, 4)[..., 0]  # (PHS2, COIL, READ, PHS1)
     else:

@@ -49,6 +49,7 @@ from mrirecon.data import KSpace
 from mrirecon.errors import InputFileError, InvalidParameterError, one_line
 from mrirecon.io.h5source import open_h5
 from mrirecon.io.ismrmrd import parse_header
+from mrirecon.npfft import fftc, ifftc
 
 #: ISMRMRD acquisition flag bits (``ismrmrd.h``: flag ``b`` is ``1 << (b - 1)``).
 FLAGS = {"noise": 19, "calibration": 20, "calibration_and_imaging": 21, "reverse": 22,
@@ -351,9 +352,9 @@ def _remove_oversampling(data: np.ndarray, hdr: Mapping[str, Any], notes: list[s
     if rfov is None or rfov[0] >= fov[0] * (1 - 1e-6):
         return data, enc, fov  # type: ignore[return-value]
     keep = int(round(enc[0] * rfov[0] / fov[0]))
-    img = _ifftc(data, axis=-2)
+    img = ifftc(data, -2)
     lo = (enc[0] - keep) // 2
-    data = _fftc(img[..., lo:lo + keep, :], axis=-2)
+    data = fftc(img[..., lo:lo + keep, :], -2)
     notes.append(f"readout oversampling removed: {enc[0]} -> {keep} samples")
     return data, (keep, enc[1], enc[2]), (float(rfov[0]), fov[1], fov[2])
 
@@ -366,7 +367,7 @@ def _to_slices(data: np.ndarray, sampled: np.ndarray, path: Path, notes: list[st
         if not sampled.all(axis=1).any() or not (sampled == sampled[nz // 2]).all():
             raise InputFileError(path, "3-D acquisition undersampled along "
                                  "kspace_encode_step_2: a per-slice mask cannot hold it")
-        data = _ifftc(data, axis=2)
+        data = ifftc(data, 2)
         notes.append(f"3-D: {nz} partitions inverse-transformed into slices")
     return (data.transpose(0, 2, 1, 3, 4).reshape(n * nz, coils, nx, ny),
             sampled[nz // 2])
@@ -395,11 +396,3 @@ def _affine(geometry: Mapping[int, Any], shape: tuple[int, ...], fov: tuple[floa
     if enc[2] > 1:
         lps[:3, 3] -= (enc[2] // 2) * step
     return np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps
-
-
-def _ifftc(x: np.ndarray, axis: int) -> np.ndarray:
-    return np.fft.fftshift(np.fft.ifft(np.fft.ifftshift(x, axis), axis=axis, norm="ortho"), axis)
-
-
-def _fftc(x: np.ndarray, axis: int) -> np.ndarray:
-    return np.fft.fftshift(np.fft.fft(np.fft.ifftshift(x, axis), axis=axis, norm="ortho"), axis)

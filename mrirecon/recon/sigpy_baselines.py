@@ -71,6 +71,7 @@ import torch
 
 from mrirecon.data import KSpace, Volume
 from mrirecon.errors import InvalidParameterError, MriReconError, one_line
+from mrirecon.npfft import fftc, ifftc
 from mrirecon.physics.coils import MAP_METHODS, MapPlan, coil_maps, plan_coil_maps
 from mrirecon.recon.base import Reconstructor
 
@@ -337,10 +338,7 @@ def fista_l1_wavelet(y: np.ndarray, mps: np.ndarray, weights: np.ndarray, lamda:
     conj = mps.conj()
 
     def gradient(x: np.ndarray) -> np.ndarray:  # A^H (A x - y), A = M F S
-        k = np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(mps * x, axes), norm="ortho"), axes)
-        r = w * (w * k - y)
-        images = np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(r, axes), norm="ortho"), axes)
-        return np.sum(conj * images, axis=0)
+        return np.sum(conj * ifftc(w * (w * fftc(mps * x) - y)), axis=0)
 
     rng = np.random.default_rng(seed)
     x = np.zeros(shape, np.complex64)

@@ -54,6 +54,7 @@ from mrirecon.inference import undersample
 from mrirecon.io import load
 from mrirecon.io.cfl import read_cfl_array, write_cfl_array
 from mrirecon.models.default import sample_scan
+from mrirecon.physics.calibration import calibration_width
 from mrirecon.recon.sigpy_baselines import CompressedSensing
 from mrirecon.recon.zero_filled import ZeroFilled
 from mrirecon.sampling import MaskKind, MaskOptions, draw_mask
@@ -87,7 +88,7 @@ def _tool(cmd: list[str], cwd: Path) -> float:
 def bart_cs(kspace: KSpace, lamda: float, iters: int, work: Path) -> tuple[np.ndarray, float]:
     """``ecalib -m1`` + ``pics -S -l1`` per slice: ``(|image| (slices, rows, cols), seconds)``."""
     images, seconds = [], 0.0
-    width = centre_width(np.asarray(kspace.mask)[0])
+    width = calibration_width(np.asarray(kspace.mask), kspace.shape[-2:])
     # ecalib's 6x6 kernel needs a calibration region wider than 6: narrower ones (8x masks)
     # get a smaller kernel, as its casorati matrix requires
     calib = [] if width >= 8 else ["-k", str(max(3, width - 2)), "-r", str(width)]
@@ -99,17 +100,6 @@ def bart_cs(kspace: KSpace, lamda: float, iters: int, work: Path) -> tuple[np.nd
                           "k", "maps", "img"], work)
         images.append(np.abs(np.asarray(read_cfl_array(work / "img.cfl"))).reshape(k.shape[1:]))
     return np.stack(images).astype(np.float32), seconds
-
-
-def centre_width(columns: np.ndarray) -> int:
-    """Width of the contiguous run of sampled columns around the centre column."""
-    centre = len(columns) // 2
-    lo = hi = centre
-    while lo > 0 and columns[lo - 1]:
-        lo -= 1
-    while hi < len(columns) - 1 and columns[hi + 1]:
-        hi += 1
-    return hi - lo + 1 if columns[centre] else 0
 
 
 def ours_cs(kspace: KSpace, lamda: float, iters: int) -> tuple[np.ndarray, float]:
