@@ -164,39 +164,49 @@ class ReadInput:
 
 
 def input_outputs(path: str | Path, out_dir: str | Path, fmt: str | None = None, *,
-                  posterior: bool = False, keep_samples: bool = False) -> dict[str, Path]:
+                  posterior: bool = False, keep_samples: bool = False,
+                  adapted: bool = False) -> dict[str, Path]:
     """The outputs ``mrirecon reconstruct`` writes for ``path`` into ``out_dir``, by role.
 
     ``{"image": ...}`` (:func:`~mrirecon.io.output_path`), or with ``posterior`` those of
-    :func:`posterior_paths`. ``fmt=None`` keeps the input's format (fastMRI HDF5 for raw
-    ISMRMRD).
+    :func:`posterior_paths`; with ``adapted`` also ``"adapted"``, the adapted weights
+    ``<stem>_adapted.safetensors``. ``fmt=None`` keeps the input's format (fastMRI HDF5 for
+    raw ISMRMRD).
     """
-    from mrirecon.io import detect_format, output_format, output_path
+    from mrirecon.io import EXTENSIONS, detect_format, output_format, output_path
 
     fmt = fmt or output_format(detect_format(path))
     if posterior:
         return posterior_paths(path, out_dir, fmt, keep_samples=keep_samples)
-    return {"image": output_path(path, out_dir, fmt)}
+    image = output_path(path, out_dir, fmt)
+    outputs = {"image": image}
+    if adapted:
+        stem = image.name[: len(image.name) - len(EXTENSIONS[fmt])]
+        outputs["adapted"] = image.with_name(f"{stem}_adapted.safetensors")
+    return outputs
 
 
 def read_input(path: str | Path, out_dir: str | Path, options: MaskOptions, *,
                fmt: str | None = None, series: str | None = None, overwrite: bool = False,
                posterior: bool = False, keep_samples: bool = False,
-               in_memory: bool = False, prewhiten: bool = True) -> ReadInput:
+               in_memory: bool = False, prewhiten: bool = True,
+               adapted: bool = False) -> ReadInput:
     """Read ``path``, check its outputs in ``out_dir`` are writable, choose and apply the mask.
 
     ``posterior`` names the outputs of a sampled reconstruction (:func:`posterior_paths`), else
     the one image (:func:`~mrirecon.io.output_path`). ``in_memory`` reads every undersampled
     slice now, so that the reconstruction does no I/O (``mrirecon reconstruct`` reads the next
     input this way while the current one is reconstructed); otherwise slices are read lazily,
-    a batch at a time. ``prewhiten=False`` keeps raw ISMRMRD coils as measured.
+    a batch at a time. ``prewhiten=False`` keeps raw ISMRMRD coils as measured. ``adapted``
+    adds the adapted weights to the outputs (:func:`input_outputs`).
     """
     from mrirecon.io import detect_format, output_format
 
     path = Path(path)
     start = time.perf_counter()
     fmt = fmt or output_format(detect_format(path))
-    outputs = input_outputs(path, out_dir, fmt, posterior=posterior, keep_samples=keep_samples)
+    outputs = input_outputs(path, out_dir, fmt, posterior=posterior, keep_samples=keep_samples,
+                            adapted=adapted)
     full, kspace = _undersampled(path, options, series, lambda _: list(outputs.values()),
                                  overwrite, prewhiten)
     if in_memory:
@@ -244,15 +254,27 @@ def reconstruct_input(item: ReadInput, reconstructor: ReconstructorProtocol, *,
     out = item.outputs["image"]
     volume = reconstructor(item.kspace)
     accel = volume.provenance["mask"]["achieved_acceleration"]
-    written = write_volume(volume, out, item.fmt, reconstructor.name, overwrite=overwrite)
-    return {"input": str(item.path), "output": str(out), "files": [str(p) for p in written],
-            "method": reconstructor.name,
-            "slices": volume.shape[0], "acceleration": accel,
-            "outside_domain": reconstructor.domain_notes(item.kspace),
-            "notes": list(volume.provenance.get("notes", [])),
-            "simulated": bool(item.kspace.provenance.get("simulated", False)),
-            "seconds": round(item.read_seconds + time.perf_counter() - start, 3),
-            "seconds_per_slice": volume.provenance["seconds_per_slice"]}
+    written: list[Path] = []
+    if "adapted" in item.outputs:  # an adapting reconstructor's weights (--save-adapted)
+        written.append(reconstructor.save_adapted(  # type: ignore[attr-defined]
+            item.outputs["adapted"], overwrite=overwrite))
+    try:
+        written += write_volume(volume, out, item.fmt, reconstructor.name, overwrite=overwrite)
+    except BaseException:
+        for path in written:  # no weights without their image
+            path.unlink(missing_ok=True)
+        raise
+    record = {"input": str(item.path), "output": str(out), "files": [str(p) for p in written],
+              "method": reconstructor.name,
+              "slices": volume.shape[0], "acceleration": accel,
+              "outside_domain": reconstructor.domain_notes(item.kspace),
+              "notes": list(volume.provenance.get("notes", [])),
+              "simulated": bool(item.kspace.provenance.get("simulated", False)),
+              "seconds": round(item.read_seconds + time.perf_counter() - start, 3),
+              "seconds_per_slice": volume.provenance["seconds_per_slice"]}
+    if "adaptation" in volume.provenance:
+        record["adaptation"] = volume.provenance["adaptation"]
+    return record
 
 
 def posterior_paths(path: str | Path, out_dir: str | Path, fmt: str, *,

@@ -134,3 +134,34 @@ def _field_strength(volume: Volume) -> float | None:
 
 def _patient_id(volume: Volume) -> str:
     return str(volume.header.get("dicom", {}).get("PatientID") or "simulated")
+
+
+def write_undersampled(path: str | Path, out: str | Path, options: Any, *,
+                       overwrite: bool = False) -> dict[str, Any]:
+    """A fully sampled fastMRI file as an undersampled acquisition, the layout of a test file.
+
+    The k-space outside a mask drawn as ``mrirecon reconstruct`` draws it for this file
+    (:func:`~mrirecon.sampling.draw_mask` with the :class:`~mrirecon.sampling.MaskOptions`
+    ``options`` and the file name) is zeroed, the mask is stored, and no reference image is
+    kept: what a scanner's undersampled acquisition gives a user, for self-supervised training
+    (SSDU) and its benchmarks. Header, geometry and attributes travel along; the provenance
+    records the mask and the source file. Returns ``{"output", "mask"}``.
+    """
+    from mrirecon.inference import mask_record
+    from mrirecon.io.fastmri_h5 import read_kspace, write_dataset
+    from mrirecon.sampling import draw_mask
+
+    path, out = Path(path), Path(out)
+    kspace = read_kspace(path)
+    if kspace.mask is not None:
+        raise InputFileError(path, "already carries a sampling mask (it is undersampled)")
+    mask = draw_mask(kspace.shape[-2:], options, path.name)
+    data = np.where(mask.array, kspace.slices(0, kspace.n_slices), 0).astype(np.complex64)
+    attrs = {k: v for k, v in kspace.header.get("attrs", {}).items()
+             if k in ("acquisition", "patient_id", "simulated")}
+    record = mask_record(mask)
+    provenance = {**kspace.provenance, "mask": record, "undersampled_from": path.name}
+    write_dataset(out, data, header_xml=kspace.header["ismrmrd_xml"], attrs=attrs,
+                  mask=mask.array, affine=kspace.affine, image_header=kspace.image_header,
+                  provenance=provenance, overwrite=overwrite)
+    return {"output": str(out), "mask": record}

@@ -106,6 +106,26 @@ _Prefetch = Annotated[bool, typer.Option(
     "is reconstructed (two undersampled volumes held at once); --no-prefetch reads each "
     "slice batch when it is needed.")]
 _JsonOut = Annotated[bool, typer.Option("--json", help="Print JSON records.")]
+_Adapt = Annotated[int | None, typer.Option(
+    "--adapt", help="Fine-tune the learned model on each input's own measured k-space for up "
+    "to STEPS steps first (self-supervised, early-stopped on held-back samples).",
+    metavar="STEPS", show_default=False)]
+_AdaptMinutes = Annotated[float | None, typer.Option(
+    "--adapt-minutes", help="Time budget of each adaptation, in minutes.", show_default=False)]
+
+
+class AdaptPer(str, Enum):
+    """The ``--adapt-per`` choices."""
+
+    VOLUME = "volume"
+    SLICE = "slice"
+
+
+_AdaptPer = Annotated[AdaptPer, typer.Option(
+    "--adapt-per", help="One adaptation per input volume, or one per slice.")]
+_SaveAdapted = Annotated[bool, typer.Option(
+    "--save-adapted", help="Also write the adapted weights to <stem>_adapted.safetensors "
+    "(reuse them with --model).")]
 
 
 def reconstruct_command(
@@ -134,6 +154,10 @@ def reconstruct_command(
     sample_seed: _SampleSeed = 0,
     save_samples: _SaveSamples = False,
     prefetch: _Prefetch = True,
+    adapt: _Adapt = None,
+    adapt_minutes: _AdaptMinutes = None,
+    adapt_per: _AdaptPer = AdaptPer.VOLUME,
+    save_adapted: _SaveAdapted = False,
     json_out: _JsonOut = False,
 ) -> int:
     """Reconstruct undersampled k-space; fully sampled inputs are undersampled first.
@@ -144,6 +168,8 @@ def reconstruct_command(
     that share a stem (a/scan.h5 b/scan.h5) get their folders mirrored under --output.
     With --samples N, a conditional invertible network draws N images from the posterior:
     the outputs are their mean and pixelwise standard deviation (the uncertainty map).
+    With --adapt STEPS, the learned model is first fine-tuned on each input's own k-space
+    (zero-shot self-supervision: README, "Adapting to a scan").
     """
     from mrirecon.device import resolve_device
     from mrirecon.inference import input_outputs, read_input
@@ -164,6 +190,8 @@ def reconstruct_command(
             raise InvalidParameterError(f"--mask {mask_file} fixes the sampling; "
                                         f"{' and '.join(drawn)} would be ignored: drop "
                                         f"{'them' if len(drawn) > 1 else 'it'}")
+    adaptation = _adapt_options(adapt, adapt_minutes, adapt_per, save_adapted, method, samples,
+                                seed)
     options = MaskOptions(kind=mask_kind or MaskKind.RANDOM,
                           acceleration=4.0 if accel is None else accel,
                           center_fraction=center_fraction,
@@ -174,16 +202,19 @@ def reconstruct_command(
     if skip_existing:
         paths = skip_done(paths, lambda path: input_outputs(
             path, folders[path], fmt_name, posterior=samples is not None,
-            keep_samples=save_samples).values())
+            keep_samples=save_samples, adapted=save_adapted).values())
         if not paths:
             return 0
     reconstructor = build_reconstructor(
         method, model=model, device=resolve_device(device), batch_size=batch_size, amp=amp,
         samples=samples, temperature=temperature, sample_batch=sample_batch,
         sample_seed=sample_seed, lamda=lamda, max_iter=max_iter)
+    if adaptation is not None:
+        reconstructor = _adapting(reconstructor, adaptation)
     settings = partial(read_input, options=options, fmt=fmt_name, series=series,
                        overwrite=overwrite, posterior=samples is not None,
-                       keep_samples=save_samples, in_memory=prefetch, prewhiten=prewhiten)
+                       keep_samples=save_samples, in_memory=prefetch, prewhiten=prewhiten,
+                       adapted=save_adapted)
 
     def read(path: Path) -> ReadInput:
         return settings(path, folders[path])
@@ -196,6 +227,45 @@ def reconstruct_command(
     if failed:
         info(f"{failed} of {failed + len(records)} inputs failed")
     return 1 if failed else 0
+
+
+def _adapt_options(steps: int | None, minutes: float | None, per: AdaptPer, save: bool,
+                   method: Method | None, samples: int | None, seed: int) -> Any:
+    """The :class:`~mrirecon.train.adapt.AdaptOptions` the flags ask for, or ``None``."""
+    if steps is None:
+        given = [flag for flag, on in (("--adapt-minutes", minutes is not None),
+                                       ("--adapt-per", per is not AdaptPer.VOLUME),
+                                       ("--save-adapted", save)) if on]
+        if given:
+            raise InvalidParameterError(f"{' and '.join(given)} need --adapt STEPS")
+        return None
+    if method is not None:
+        raise InvalidParameterError(f"--adapt fine-tunes a learned model; --method "
+                                    f"{method.value} has no weights (drop --method to adapt "
+                                    "the default i-RIM, or give --model)")
+    if samples is not None:
+        raise InvalidParameterError("--adapt fine-tunes a RIM or i-RIM; it cannot be combined "
+                                    "with --samples")
+    if save and per is AdaptPer.SLICE:
+        raise InvalidParameterError("--save-adapted keeps one model per input; --adapt-per "
+                                    "slice makes one per slice")
+    from mrirecon.train.adapt import AdaptOptions
+
+    return AdaptOptions(steps=steps, minutes=minutes, per_slice=per is AdaptPer.SLICE,
+                        seed=seed)
+
+
+def _adapting(reconstructor: Any, options: Any) -> Any:
+    """``reconstructor`` wrapped to adapt its model to every input first."""
+    from mrirecon.recon.learned import LearnedReconstructor
+    from mrirecon.recon.protocols import Sampler
+    from mrirecon.train.adapt import AdaptingReconstructor
+
+    if not isinstance(reconstructor, LearnedReconstructor) or isinstance(reconstructor,
+                                                                         Sampler):
+        raise InvalidParameterError(f"--adapt fine-tunes a RIM or i-RIM; "
+                                    f"{reconstructor.name} cannot be adapted")
+    return AdaptingReconstructor(reconstructor, options)
 
 
 def _run(inputs: list[Path], reconstructor: ReconstructorProtocol,

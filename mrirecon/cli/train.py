@@ -108,7 +108,7 @@ def train_command(
             if "loss" in event:
                 text = f"loss {event['loss']:.4f}  {rate:.1f} it/s  ETA {eta:.0f}s"
             else:
-                text = f"val PSNR {event['val']['psnr']:.2f} SSIM {event['val']['ssim']:.4f}"
+                text = "val " + _metrics(event["val"])
             bar.update(task, total=total, completed=step, description=text)
 
         try:
@@ -132,12 +132,22 @@ def train_command(
     return 0
 
 
+def _metrics(val: dict[str, float]) -> str:
+    """Validation metrics as one short text: PSNR/SSIM/NMSE or the held-back k-space loss."""
+    if "kspace_loss" in val:
+        return f"held-back k-space loss {val['kspace_loss']:.4f}"
+    return f"PSNR {val['psnr']:.2f}  SSIM {val['ssim']:.4f}  NMSE {val['nmse']:.4g}"
+
+
 def _print_summary(summary: dict[str, Any]) -> None:
     best = summary["best"]
     print(f"steps\t{summary['steps']}/{summary['total_steps']}")
     print(f"seconds\t{summary['seconds']}")
+    if summary.get("validation") == "held-back":
+        print("validation\theld-back k-space loss on Lambda (no fully sampled validation data; "
+              "best by kspace_loss)")
     if best is not None:
-        print(f"best\tstep {best['step']}  PSNR {best['psnr']:.2f}  SSIM {best['ssim']:.4f}  "
-              f"NMSE {best['nmse']:.4g}")
+        print(f"best\tstep {best['step']}  "
+              + _metrics({k: v for k, v in best.items() if k != "step"}))
     for name, path in summary["checkpoints"].items():
         print(f"{name}\t{path}")

@@ -54,6 +54,15 @@ class LearnedReconstructor(Reconstructor):
 
     def reconstruct_batch(self, kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Magnitude of the model's last estimate, times each slice's normalisation."""
-        batch = prepare_batch(kspace, mask)
-        image = run_model(self.model, batch, self.amp)[-1]
-        return image.abs() * batch.scale[:, None, None]
+        return estimate(self.model, kspace, mask, self.amp)
+
+
+def estimate(model: nn.Module, kspace: torch.Tensor, mask: torch.Tensor,
+             amp: bool = False) -> torch.Tensor:
+    """``model``'s last estimate from undersampled ``kspace``, as magnitudes ``(n, y, x)``.
+
+    In the k-space's units (each slice's normalisation multiplied back).
+    """
+    batch = prepare_batch(kspace, mask)
+    image = run_model(model, batch, amp)[-1]
+    return image.abs() * batch.scale[:, None, None]

@@ -42,6 +42,7 @@ class ModelBatch:
     y: torch.Tensor  # (n, coils, ky, kx) normalised measured k-space
     op: LinearOperator  # A = M F S for these slices
     scale: torch.Tensor  # (n,) the normalisation of each slice
+    maps: torch.Tensor  # (n, coils, y, x) the coil maps of ``op`` (SSDU builds A_Lambda on them)
 
 
 def prepare_batch(kspace: torch.Tensor, mask: torch.Tensor) -> ModelBatch:
@@ -64,7 +65,7 @@ def prepare_batch(kspace: torch.Tensor, mask: torch.Tensor) -> ModelBatch:
     scale = scale.clamp_min(torch.finfo(torch.float32).tiny).to(magnitude.dtype)
     x0 = x0 / scale[:, None, None]
     y = kspace / scale[:, None, None, None]
-    return ModelBatch(to_channels(x0, channel_dim=None), y, op, scale)
+    return ModelBatch(to_channels(x0, channel_dim=None), y, op, scale, maps)
 
 
 def gradient_channels(op: LinearOperator, y: torch.Tensor, pad: Pad | None = None) -> GradFn:

@@ -33,6 +33,18 @@ for the cropped shape afterwards. Crops are only made when the recon size
 (:func:`~mrirecon.recon.base.recon_size`) equals the k-space size, because the model output is
 the full-grid image centre-cropped to the recon size; otherwise items keep their full size.
 
+Self-supervised items (SSDU, ``ssdu=SsduSplit(...)``)
+-----------------------------------------------------
+The files are undersampled acquisitions that carry their ``mask`` (fastMRI test files,
+converted raw data); no reference is needed or read. Each item is the acquired k-space as
+``kspace``, its mask split (:func:`~mrirecon.sampling.ssdu.split_mask`) into the input part
+Theta as ``mask`` and the loss part Lambda as ``loss_mask``: in training a new split per item
+and epoch from ``rng(seed, epoch, rank, index)`` keys (resume-exact, like the masks), in
+validation one fixed split per slice from the file name. A fully sampled file is refused in
+training (train it supervised instead). Validation files are all undersampled (then
+:attr:`SliceDataset.undersampled` is true: validation scores the held-back k-space loss on
+Lambda) or all fully sampled (scored against their references as usual).
+
 Batching
 --------
 Files may differ in image size; items of different shapes cannot be stacked, so use ``crop``
@@ -46,6 +58,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,10 +70,25 @@ from mrirecon.data import KSpace
 from mrirecon.errors import InputFileError, InvalidParameterError
 from mrirecon.io.fastmri_h5 import preferred_targets, read_kspace
 from mrirecon.recon.base import recon_size
-from mrirecon.sampling import Mask, MaskKind, MaskOptions, MaskSpec, draw_mask, make_mask
+from mrirecon.sampling import (Mask, MaskKind, MaskOptions, MaskSpec, draw_mask, make_mask,
+                               seed_from_name)
 from mrirecon.sampling.seeding import rng
+from mrirecon.sampling.ssdu import split_mask
 
-__all__ = ["SliceDataset", "collate", "find_files"]
+__all__ = ["SliceDataset", "SsduSplit", "collate", "find_files"]
+
+
+@dataclass(frozen=True)
+class SsduSplit:
+    """How SSDU items split their acquired mask (``loss.ssdu_fraction``, ``loss.ssdu_split``)."""
+
+    fraction: float = 0.4
+    kind: str = "uniform"
+
+    def split(self, mask: np.ndarray, seed: int, *keys: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(theta, lam)`` of ``mask`` for the seed and keys."""
+        parts = split_mask(mask, seed, *keys, loss_fraction=self.fraction, kind=self.kind)
+        return parts.theta, parts.lam
 
 
 def find_files(paths: Iterable[str | os.PathLike] | str | os.PathLike) -> list[Path]:
@@ -116,6 +144,8 @@ class SliceDataset(Dataset):
         ``r``, which is seed ``seed + r % val_repeats`` at ``val_accelerations[r // val_repeats]``.
     val_accelerations
         Validation only: the accelerations scored (default: the first of ``accelerations``).
+    ssdu
+        Self-supervised items from undersampled files (see the module docstring), or ``None``.
 
     Items are dicts: ``kspace`` complex64 ``(coils, ky, kx)`` (zero where not sampled),
     ``mask`` bool ``(1 | ky, kx)``, ``target`` float32 ``(rows, cols)`` (the file's target in
@@ -132,7 +162,8 @@ class SliceDataset(Dataset):
                  center_fractions: Sequence[float] | None = None,
                  mask_kind: MaskKind | str = "random", train: bool, seed: int = 0,
                  crop: int | None = None, rank: int = 0, val_repeats: int = 1,
-                 val_accelerations: Sequence[float] | None = None) -> None:
+                 val_accelerations: Sequence[float] | None = None,
+                 ssdu: SsduSplit | None = None) -> None:
         self.files = [Path(f) for f in files]
         if not self.files:
             raise InvalidParameterError("SliceDataset needs at least one file")
@@ -160,15 +191,35 @@ class SliceDataset(Dataset):
         for accel, fraction in zip(self.accelerations, fractions, strict=True):
             MaskSpec(self.mask_kind, accel, (1, 1), fraction)  # fail early on a bad spec
         self.kspaces = [read_kspace(f) for f in self.files]
-        self._check_files()
+        self.ssdu = ssdu
+        #: Whether the files are undersampled acquisitions and items their SSDU splits.
+        self.undersampled = self._check_files()
+        if self.undersampled:
+            self.repeats = 1
         self.index = [(i, s) for i, k in enumerate(self.kspaces) for s in range(k.n_slices)]
         self._val_masks: dict[tuple[int, int, float], Mask] = {}
 
-    def _check_files(self) -> None:
+    def _check_files(self) -> bool:
+        """Whether the files are undersampled acquisitions for SSDU (else fully sampled)."""
+        masked = [k.mask is not None for k in self.kspaces]
+        if self.ssdu is None:
+            for path, has_mask in zip(self.files, masked, strict=True):
+                if has_mask:
+                    raise InputFileError(path, "carries its own sampling mask (an undersampled "
+                                         "acquisition); supervised training needs fully "
+                                         "sampled k-space: learn from it with loss.kind=ssdu")
+            return False
+        if self.train or any(masked):
+            for path, has_mask in zip(self.files, masked, strict=True):
+                if not has_mask:
+                    raise InputFileError(path, _fully_sampled_message(self.train))
         for path, k in zip(self.files, self.kspaces, strict=True):
-            if k.mask is not None:
-                raise InputFileError(path, "carries its own sampling mask (a test/challenge "
-                                     "file); training needs fully sampled k-space")
+            if k.mask is not None:  # a mask too sparse to split fails here, not in a worker
+                try:
+                    self.ssdu.split(np.asarray(k.mask, dtype=bool), self.seed)
+                except InvalidParameterError as exc:
+                    raise InputFileError(path, str(exc)) from None
+        return any(masked)
 
     def set_epoch(self, epoch: int) -> None:
         """Select the training masks of ``epoch`` (call before each epoch, in every process)."""
@@ -192,6 +243,8 @@ class SliceDataset(Dataset):
         return self.index[j][0], repeat
 
     def __getitem__(self, i: int) -> dict[str, Any]:
+        if self.undersampled:
+            return self._ssdu_item(i)
         repeat, i = self._locate(i)
         f, s = self.index[i]
         kspace, path = self.kspaces[f], self.files[f]
@@ -222,6 +275,32 @@ class SliceDataset(Dataset):
                 "mask_seed": self.seed + repeat % self.val_repeats,
                 "mask_kind": self.mask_kind.value, "coils": int(under.shape[0])}
 
+    def _ssdu_item(self, i: int) -> dict[str, Any]:
+        """An acquired slice with its mask split into Theta (``mask``) and Lambda."""
+        _, i = self._locate(i)
+        f, s = self.index[i]
+        kspace, path = self.kspaces[f], self.files[f]
+        assert self.ssdu is not None and kspace.mask is not None  # undersampled says so
+        acquired = np.asarray(kspace.mask, dtype=bool)
+        data = torch.from_numpy(kspace.slice(s))
+        top = 0
+        if self.train:
+            g = rng(self.seed, self.epoch, self.rank, i)
+            ky = data.shape[-2]
+            if (self.crop is not None and self.crop < ky and acquired.shape[0] == 1
+                    and recon_size(kspace) == data.shape[-2:]):
+                top = int(g.integers(ky - self.crop + 1))
+                data = crop_rows(data, top, self.crop)
+            theta, lam = self.ssdu.split(acquired, self.seed, self.epoch, self.rank, i)
+        else:
+            theta, lam = self.ssdu.split(acquired, seed_from_name(path.name, self.seed), s)
+        data = torch.where(torch.from_numpy(acquired), data, torch.zeros((), dtype=data.dtype))
+        accel = acquired.size / max(int(acquired.sum()), 1)
+        return {"kspace": data, "mask": torch.from_numpy(np.ascontiguousarray(theta)),
+                "loss_mask": torch.from_numpy(np.ascontiguousarray(lam)), "file": str(path),
+                "slice": s, "acceleration": accel, "crop_top": top, "mask_seed": self.seed,
+                "mask_kind": "acquired", "coils": int(data.shape[0])}
+
     def _validation_mask(self, f: int, seed: int, accel: float) -> Mask:
         if (f, seed, accel) not in self._val_masks:
             cf = None
@@ -236,14 +315,29 @@ class SliceDataset(Dataset):
     def domain(self) -> dict[str, Any]:
         """What these files cover (a checkpoint's declared domain).
 
-        See :mod:`mrirecon.models.domain`.
+        See :mod:`mrirecon.models.domain`. Undersampled (SSDU) files declare the accelerations
+        their own masks achieve and no mask kind (they are as acquired).
         """
         coils = [k.n_coils for k in self.kspaces]
         sides = [side for k in self.kspaces for side in k.shape[-2:]]
+        accels, kinds = list(self.accelerations), [self.mask_kind.value]
+        if self.undersampled:
+            accels = [k.mask.size / max(int(np.count_nonzero(k.mask)), 1)
+                      for k in self.kspaces if k.mask is not None]
+            kinds = []
         return {"coils": [min(coils), max(coils)], "matrix": [min(sides), max(sides)],
-                "accelerations": [min(self.accelerations), max(self.accelerations)],
-                "mask_kinds": [self.mask_kind.value],
-                "sources": [{"file": p.name} for p in self.files]}
+                "accelerations": [round(min(accels), 4), round(max(accels), 4)],
+                "mask_kinds": kinds, "sources": [{"file": p.name} for p in self.files]}
+
+
+def _fully_sampled_message(train: bool) -> str:
+    if train:
+        return ("is fully sampled (it has no mask): SSDU (loss.kind=ssdu) learns from "
+                "undersampled acquisitions that carry their mask; train on fully sampled "
+                "files with loss.kind=supervised instead")
+    return ("is fully sampled while other validation files carry masks; give data.val "
+            "either all fully sampled (scored against references) or all undersampled "
+            "(held-back k-space loss)")
 
 
 def crop_rows(kspace: torch.Tensor, top: int, rows: int) -> torch.Tensor:

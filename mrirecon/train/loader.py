@@ -18,7 +18,7 @@ from torch.utils.data import ConcatDataset, DataLoader, DistributedSampler
 from mrirecon.errors import InvalidParameterError
 from mrirecon.models.domain import merge as merge_domains
 from mrirecon.train.config import TrainConfig
-from mrirecon.train.dataset import SliceDataset, collate, find_files
+from mrirecon.train.dataset import SliceDataset, SsduSplit, collate, find_files
 from mrirecon.train.synthetic import SyntheticDataset
 
 __all__ = ["EpochLoader", "Mixture", "datasets", "train_summary"]
@@ -68,9 +68,17 @@ def datasets(cfg: TrainConfig, rank: int) -> tuple[Any, SliceDataset | None]:
     if not cfg.data.train and cfg.data.synthetic is None:
         raise InvalidParameterError("data.train is empty and data.synthetic is not set; give "
                                     "training files or folders, or a generator")
+    ssdu = None
+    if cfg.loss.kind == "ssdu":
+        if cfg.data.synthetic is not None:
+            raise InvalidParameterError(
+                "data.synthetic generates fully sampled items; SSDU (loss.kind=ssdu) learns "
+                "from undersampled acquisitions in data.train: drop data.synthetic, or train "
+                "on the generator with loss.kind=supervised")
+        ssdu = SsduSplit(cfg.loss.ssdu_fraction, cfg.loss.ssdu_split)
     common: dict[str, Any] = {"accelerations": cfg.mask.accelerations,
               "center_fractions": cfg.mask.center_fractions, "mask_kind": cfg.mask.kind,
-              "seed": cfg.mask.seed}
+              "seed": cfg.mask.seed, "ssdu": ssdu}
     parts: list[Any] = []
     if cfg.data.train:
         parts.append(SliceDataset(find_files(cfg.data.train), train=True, crop=cfg.data.crop,

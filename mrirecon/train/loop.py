@@ -20,6 +20,7 @@ range, so no GradScaler. Physics (FFTs, data-consistency gradient) and the loss 
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -28,10 +29,11 @@ from typing import Any
 from torch import nn
 
 from mrirecon.device import resolve_device
+from mrirecon.errors import InvalidParameterError
 from mrirecon.train import distributed
 from mrirecon.train.config import TrainConfig
 from mrirecon.train.loader import EpochLoader, datasets
-from mrirecon.train.objective import Objective, batch_loss
+from mrirecon.train.objective import Objective, batch_loss, check_objective
 from mrirecon.train.optimiser import build_optimiser, total_steps
 from mrirecon.train.run import Run, checkpoint_meta, removed_on_failure, run_folder
 from mrirecon.train.runlog import RunLog
@@ -78,6 +80,30 @@ def _fit(run: Run, net: nn.Module, data: EpochLoader, val_set: Any, dist: distri
     return None
 
 
+def validation_kind(val_set: Any) -> str | None:
+    """What validation scores: ``"reference"`` images, the ``"held-back"`` k-space loss, or
+    ``None`` (no validation data)."""
+    if val_set is None:
+        return None
+    return "held-back" if val_set.undersampled else "reference"
+
+
+def _selection(cfg: TrainConfig, val_set: Any) -> TrainConfig:
+    """``cfg`` with the best-checkpoint metric the validation data can score.
+
+    Undersampled validation files have no reference: ``best.safetensors`` is then chosen by
+    the held-back k-space loss, whatever ``best_metric`` says (recorded in the saved
+    configuration). ``kspace_loss`` asked for on fully sampled validation data is an error.
+    """
+    kind = validation_kind(val_set)
+    if kind == "held-back" and cfg.best_metric != "kspace_loss":
+        return dataclasses.replace(cfg, best_metric="kspace_loss")
+    if kind == "reference" and cfg.best_metric == "kspace_loss":
+        raise InvalidParameterError("best_metric kspace_loss scores undersampled validation "
+                                    "files; data.val is fully sampled: use ssim, psnr or nmse")
+    return cfg
+
+
 def train(cfg: TrainConfig, *, progress: Callable[[dict[str, Any]], None] | None = None,
           stop: threading.Event | None = None, overwrite: bool = False) -> dict[str, Any]:
     """Train ``cfg.model`` as configured; see the module docstring.
@@ -104,7 +130,9 @@ def train(cfg: TrainConfig, *, progress: Callable[[dict[str, Any]], None] | None
         ``None`` when the run took all its steps), ``loss`` (last logged), ``val`` (last metrics),
         ``best`` (``{"step", "psnr", "ssim", "nmse"}`` or ``None``), ``checkpoints``, ``out``,
         ``device``, ``amp``, ``world_size``, ``weight_spread`` (largest difference between any
-        rank's final weights and rank 0's: 0.0 when DDP kept them in sync), ``seconds``.
+        rank's final weights and rank 0's: 0.0 when DDP kept them in sync), ``objective``
+        (``loss.kind``), ``validation`` (:func:`validation_kind`), ``best_metric`` (what chose
+        ``best.safetensors``), ``seconds``.
 
     Raises
     ------
@@ -115,8 +143,10 @@ def train(cfg: TrainConfig, *, progress: Callable[[dict[str, Any]], None] | None
     dist = distributed.setup(resolve_device(cfg.device))
     cfg, initial = from_init(cfg)
     train_set, val_set = datasets(cfg, dist.rank)  # bad data fails before the run folder exists
+    cfg = _selection(cfg, val_set)
     seed_everything(cfg.seed)
     model = build_model(cfg, initial, dist.device)
+    check_objective(model, cfg)
     data = EpochLoader(train_set, cfg, dist.rank, dist.world, dist.device)
     total = total_steps(cfg, data.steps_per_epoch)
     optimizer, scheduler = build_optimiser(model, cfg.optim, total)
@@ -135,7 +165,7 @@ def _run(cfg: TrainConfig, out: Path, model: nn.Module, optimizer: Any, schedule
          stop: threading.Event | None) -> dict[str, Any]:
     """The run itself, in its ready folder: fit, save, summarise (see :func:`train`)."""
     amp = bool(cfg.amp and dist.device.type == "cuda")
-    net = dist.wrap(Objective(model, cfg, amp))
+    net = dist.wrap(Objective(model, cfg.loss, amp))
     log = RunLog(out, append=resumes_in_place(cfg, out), enabled=dist.main,
                  until=counters.get("step", 0), every=cfg.log_every, total=total,
                  progress=progress)
@@ -164,4 +194,5 @@ def _run(cfg: TrainConfig, out: Path, model: nn.Module, optimizer: Any, schedule
             "loss": log.loss, "val": run.val, "best": run.best_record,
             "checkpoints": run.checkpoints(), "out": str(out), "device": str(dist.device),
             "amp": amp, "world_size": dist.world, "weight_spread": spread,
-            "seconds": round(run.elapsed(), 3)}
+            "objective": cfg.loss.kind, "validation": validation_kind(val_set),
+            "best_metric": cfg.best_metric, "seconds": round(run.elapsed(), 3)}

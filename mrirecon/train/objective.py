@@ -5,11 +5,18 @@ Training masks differ per item, so each item is prepared (with the same
 batch loss is the sum of per-item losses divided by the batch size -- the same gradient as a
 stacked batch, with one backward pass. Targets are divided by the item's normalisation, so the
 loss is in the model's normalised units.
+
+Supervised items carry a ``target`` image. Self-supervised (SSDU) items carry the acquired
+k-space, the input part Theta of its mask as ``mask`` and the loss part Lambda as
+``loss_mask``: the model sees only Theta, and its estimates are scored in k-space on Lambda,
+plus ``loss.ssdu_theta_weight`` times on Theta (:class:`KSpaceTarget`, on the coil maps of
+the Theta inputs).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -18,12 +25,75 @@ from torch import nn
 from mrirecon.errors import InvalidParameterError
 from mrirecon.models.protocols import GradFn, LikelihoodModel
 from mrirecon.padding import center_crop
-from mrirecon.physics import from_channels
-from mrirecon.recon.model_inputs import call_model, padded_inputs, prepare_batch
-from mrirecon.train.config import TrainConfig
-from mrirecon.train.losses import reconstruction_loss
+from mrirecon.physics import from_channels, sense_operator
+from mrirecon.recon.model_inputs import ModelBatch, call_model, padded_inputs, prepare_batch
+from mrirecon.train.config import LossConfig, TrainConfig
+from mrirecon.train.losses import kspace_loss, reconstruction_loss
 
-__all__ = ["Objective", "batch_loss"]
+__all__ = ["KSpaceTarget", "Objective", "batch_loss", "check_objective", "ssdu_inputs"]
+
+
+@dataclass
+class KSpaceTarget:
+    """SSDU's target: the acquired samples, in normalised units, split into Lambda and Theta.
+
+    Attributes
+    ----------
+    maps
+        The coil maps of the model's (Theta) inputs ``(n, coils, y, x)``.
+    y
+        The acquired k-space divided by the inputs' normalisation ``(n, coils, ky, kx)``.
+    lam, theta
+        The loss set Lambda and the input set Theta, bool ``(1 | ky, kx)``.
+    """
+
+    maps: torch.Tensor
+    y: torch.Tensor
+    lam: torch.Tensor
+    theta: torch.Tensor
+
+    def loss(self, estimates: Sequence[torch.Tensor], steps: str = "all",
+             theta_weight: float = 0.0) -> torch.Tensor:
+        """Mean over complex estimates ``(n, y, x)`` of the k-space loss on Lambda.
+
+        Plus ``theta_weight`` times the same loss on Theta (see
+        :class:`~mrirecon.train.config.LossConfig`); ``steps="last"`` scores the returned
+        estimate only.
+        """
+        if steps == "last":
+            estimates = estimates[-1:]
+        parts = [(sense_operator(self.maps, self.lam), self.lam, 1.0)]
+        if theta_weight > 0:
+            parts.append((sense_operator(self.maps, self.theta), self.theta, theta_weight))
+        total = sum(w * kspace_loss(op(e), self.y, mask)
+                    for e in estimates for op, mask, w in parts)
+        return total / len(estimates)  # type: ignore[return-value]
+
+
+def ssdu_inputs(kspace: torch.Tensor, theta: torch.Tensor,
+                lam: torch.Tensor) -> tuple[ModelBatch, KSpaceTarget]:
+    """The model's inputs from the Theta samples and the SSDU target.
+
+    Parameters
+    ----------
+    kspace
+        Acquired k-space ``(n, coils, ky, kx)`` (zero where not sampled).
+    theta, lam
+        The disjoint input and loss masks, bool ``(1 | ky, kx)``
+        (:func:`~mrirecon.sampling.ssdu.split_mask`).
+    """
+    inputs = prepare_batch(torch.where(theta, kspace, torch.zeros((), dtype=kspace.dtype,
+                                                                  device=kspace.device)), theta)
+    y = kspace / inputs.scale[:, None, None, None]
+    return inputs, KSpaceTarget(inputs.maps, y, lam, theta)
+
+
+def check_objective(model: nn.Module, cfg: TrainConfig) -> None:
+    """Refuse an objective the model cannot train with (SSDU for a likelihood model)."""
+    if cfg.loss.kind == "ssdu" and isinstance(model, LikelihoodModel):
+        raise InvalidParameterError(
+            f"loss.kind=ssdu trains RIM and i-RIM models; {cfg.model} learns a posterior from "
+            "fully sampled references (use loss.kind=supervised)")
 
 
 class Objective(nn.Module):
@@ -39,21 +109,22 @@ class Objective(nn.Module):
     ----------
     model
         The model being trained.
-    cfg
-        The run's configuration; its ``loss`` section weights the reconstruction loss.
+    loss
+        The run's ``loss`` section: the weights of the reconstruction loss, and SSDU's.
     amp
         Run the forward pass of estimating models under bf16 autocast.
     """
 
-    def __init__(self, model: nn.Module, cfg: TrainConfig, amp: bool) -> None:
+    def __init__(self, model: nn.Module, loss: LossConfig, amp: bool) -> None:
         super().__init__()
         self.model, self.amp = model, amp
-        self.weights: dict[str, Any] = {"ssim": cfg.loss.ssim, "l1": cfg.loss.l1,
-                                        "mse": cfg.loss.mse, "steps": cfg.loss.steps}
+        self.weights: dict[str, Any] = {"ssim": loss.ssim, "l1": loss.l1, "mse": loss.mse,
+                                        "steps": loss.steps}
+        self.theta_weight = loss.ssdu_theta_weight
 
     def forward(self, x0: torch.Tensor, grad: GradFn,
                 crop: Callable[[torch.Tensor], torch.Tensor],
-                target: torch.Tensor) -> torch.Tensor:
+                target: torch.Tensor | KSpaceTarget) -> torch.Tensor:
         """The scalar loss of one item.
 
         Parameters
@@ -66,7 +137,7 @@ class Objective(nn.Module):
         crop
             Crops the padded estimates back to the k-space image.
         target
-            The normalised magnitude target ``(1, h, w)``.
+            The normalised magnitude target ``(1, h, w)``, or an SSDU :class:`KSpaceTarget`.
 
         Returns
         -------
@@ -78,6 +149,10 @@ class Objective(nn.Module):
         InvalidParameterError
             A likelihood model given a target whose matrix is not the k-space image's.
         """
+        if isinstance(target, KSpaceTarget):
+            out = call_model(self.model, x0, grad, self.amp)
+            return target.loss([from_channels(crop(e), None) for e in out],
+                               self.weights["steps"], self.theta_weight)
         if isinstance(self.model, LikelihoodModel):
             if tuple(x0.shape[-2:]) != tuple(target.shape[-2:]):
                 raise InvalidParameterError(
@@ -103,8 +178,9 @@ def batch_loss(net: nn.Module, model: nn.Module, batch: dict[str, Any],
     model
         The model being trained (its padding needs shape the inputs).
     batch
-        A ragged training batch: lists ``kspace``, ``mask`` and ``target`` of per-item
-        tensors (:func:`~mrirecon.train.dataset.collate` with ``ragged=True``).
+        A ragged training batch: lists ``kspace``, ``mask`` and ``target`` (supervised) or
+        ``loss_mask`` (SSDU) of per-item tensors
+        (:func:`~mrirecon.train.dataset.collate` with ``ragged=True``).
     device
         Where the model runs.
 
@@ -118,8 +194,13 @@ def batch_loss(net: nn.Module, model: nn.Module, batch: dict[str, Any],
     for i in range(n):
         kspace = batch["kspace"][i][None].to(device, non_blocking=True)
         mask = batch["mask"][i].to(device, non_blocking=True)
-        target = batch["target"][i][None].to(device, non_blocking=True)
-        inputs = prepare_batch(kspace, mask)
+        target: torch.Tensor | KSpaceTarget
+        if "loss_mask" in batch:
+            inputs, target = ssdu_inputs(kspace, mask, batch["loss_mask"][i].to(device))
+        else:
+            inputs = prepare_batch(kspace, mask)
+            reference = batch["target"][i][None].to(device, non_blocking=True)
+            target = reference / inputs.scale[:, None, None].float()
         x0, grad, crop = padded_inputs(model, inputs)
-        total = total + net(x0, grad, crop, target / inputs.scale[:, None, None].float())
+        total = total + net(x0, grad, crop, target)
     return total / n

@@ -149,10 +149,18 @@ def checkpoint_meta(cfg: TrainConfig, train_set: Any) -> dict[str, Any]:
     Returns
     -------
     dict
-        ``train_data``, ``domain``, ``mask`` and ``normalisation``.
+        ``train_data``, ``domain``, ``mask``, ``normalisation`` and ``objective`` (the loss
+        kind and, for SSDU, its split).
     """
+    loss = config_to_dict(cfg)["loss"]
+    objective = {"kind": cfg.loss.kind}
+    if cfg.loss.kind == "ssdu":
+        objective.update(fraction=loss["ssdu_fraction"], split=loss["ssdu_split"],
+                         theta_weight=loss["ssdu_theta_weight"],
+                         reference="Yaman et al., MRM 2020")
     return {"train_data": train_summary(train_set), "domain": train_set.domain(),
-            "mask": config_to_dict(cfg)["mask"], "normalisation": NORMALISATION}
+            "mask": config_to_dict(cfg)["mask"], "normalisation": NORMALISATION,
+            "objective": objective}
 
 
 @dataclass
@@ -278,7 +286,8 @@ class Run:
         Parameters
         ----------
         val
-            ``{"psnr", "ssim", "nmse"}`` (:func:`mrirecon.train.validation.validate`).
+            ``{"psnr", "ssim", "nmse"}``, or ``{"kspace_loss"}`` on undersampled validation
+            files (:func:`mrirecon.train.validation.validate`).
         """
         self.val = val
         score = BEST_METRICS[self.cfg.best_metric] * val[self.cfg.best_metric]

@@ -20,7 +20,8 @@ from mrirecon.fileutil import atomic_path
 
 __all__ = ["LOG_COLUMNS", "RunLog"]
 
-LOG_COLUMNS = ["step", "epoch", "loss", "lr", "seconds", "val_psnr", "val_ssim", "val_nmse"]
+LOG_COLUMNS = ["step", "epoch", "loss", "lr", "seconds", "val_psnr", "val_ssim", "val_nmse",
+               "val_kspace_loss"]
 
 
 def _truncate_log(path: Path, step: int) -> None:
@@ -145,10 +146,11 @@ class RunLog:
         seconds
             The run's training time so far.
         val
-            ``{"psnr", "ssim", "nmse"}`` (:func:`~mrirecon.train.validation.validate`).
+            ``{"psnr", "ssim", "nmse"}`` or ``{"kspace_loss"}``
+            (:func:`~mrirecon.train.validation.validate`).
         """
         self.row(step=step, epoch=epoch, seconds=round(seconds, 3),
-                 val_psnr=val["psnr"], val_ssim=val["ssim"], val_nmse=val["nmse"])
+                 **{f"val_{k}": v for k, v in val.items()})
 
     def validated(self, step: int, epoch: int, val: dict[str, float]) -> None:
         """Report one validation to the progress callback.

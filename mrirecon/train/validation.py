@@ -3,6 +3,11 @@
 Scored as ``mrirecon evaluate`` scores (fastMRI per-volume protocol,
 :func:`~mrirecon.metrics.volume_metrics`), on the same model inputs as inference. A
 :class:`~mrirecon.models.protocols.SamplingModel` (the cINN) is scored on its posterior mean.
+
+Undersampled validation files (an SSDU run without fully sampled validation data) have no
+reference image: they are scored by the held-back k-space loss, the model run on each slice's
+fixed Theta and its returned estimate scored on Lambda
+(:class:`~mrirecon.train.objective.KSpaceTarget`), the mean over slices.
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ from mrirecon.models.protocols import SamplingModel
 from mrirecon.padding import center_crop
 from mrirecon.recon.model_inputs import ModelBatch, padded_inputs, prepare_batch, run_model
 from mrirecon.train.dataset import SliceDataset, collate
+from mrirecon.train.objective import ssdu_inputs
 
-__all__ = ["VALIDATION_SAMPLES", "point_estimate", "validate"]
+__all__ = ["VALIDATION_SAMPLES", "held_back_loss", "point_estimate", "validate"]
 
 #: Draws whose mean is a sampler's (cINN's) validation estimate.
 VALIDATION_SAMPLES = 8
@@ -69,8 +75,11 @@ def validate(model: nn.Module, dataset: SliceDataset, device: torch.device,
     Returns
     -------
     dict
-        ``{"psnr", "ssim", "nmse"}``, each the mean over volumes.
+        ``{"psnr", "ssim", "nmse"}``, each the mean over volumes, or for undersampled files
+        (``dataset.undersampled``) ``{"kspace_loss"}`` (:func:`held_back_loss`).
     """
+    if dataset.undersampled:
+        return {"kspace_loss": held_back_loss(model, dataset, device)}
     model.eval()
     per_volume: dict[tuple[int, int], list[int]] = {}
     for i in range(len(dataset)):
@@ -87,3 +96,27 @@ def validate(model: nn.Module, dataset: SliceDataset, device: torch.device,
         results.append(volume_metrics(torch.cat(targets), torch.cat(recons)))
     model.train()
     return {k: float(sum(r[k] for r in results) / len(results)) for k in ("psnr", "ssim", "nmse")}
+
+
+@torch.inference_mode()
+def held_back_loss(model: nn.Module, dataset: SliceDataset, device: torch.device) -> float:
+    """Mean k-space loss on Lambda of the model's estimate from Theta, over the slices.
+
+    Parameters
+    ----------
+    model
+        The model to score (left in training mode).
+    dataset
+        Undersampled validation slices (``dataset.undersampled``: fixed splits).
+    device
+        Where the model runs.
+    """
+    model.eval()
+    total = 0.0
+    for i in range(len(dataset)):
+        item = dataset[i]
+        inputs, target = ssdu_inputs(item["kspace"][None].to(device), item["mask"].to(device),
+                                     item["loss_mask"].to(device))
+        total += float(target.loss(run_model(model, inputs), steps="last"))
+    model.train()
+    return total / len(dataset)

@@ -51,15 +51,15 @@ def test_likelihood_model_trains_on_its_own_loss() -> None:
     model = Likelihood()
     assert isinstance(model, LikelihoodModel) and not isinstance(Estimator(), LikelihoodModel)
     x0, target = torch.rand(1, 2, 8, 8), torch.rand(1, 8, 8)
-    loss = Objective(model, CFG, amp=False)(x0, None, crop, target)
+    loss = Objective(model, CFG.loss, amp=False)(x0, None, crop, target)
     assert float(loss.detach()) == pytest.approx(float(x0.sum() + 100 * target.sum()), rel=1e-6)
     with pytest.raises(InvalidParameterError, match="multiple of 1"):
-        Objective(model, CFG, amp=False)(x0, None, crop, torch.rand(1, 6, 6))
+        Objective(model, CFG.loss, amp=False)(x0, None, crop, torch.rand(1, 6, 6))
 
 
 def test_estimating_model_trains_on_the_weighted_reconstruction_loss() -> None:
     x0, target = torch.rand(1, 2, 16, 16), torch.rand(1, 16, 16)
-    loss = Objective(Estimator(), CFG, amp=False)(x0, None, crop, target)
+    loss = Objective(Estimator(), CFG.loss, amp=False)(x0, None, crop, target)
     image = torch.complex(x0[:, 0], x0[:, 1])
     expected = reconstruction_loss([image, 0.5 * image], target, ssim=0.5, l1=1.0, mse=0.25)
     assert float(loss.detach()) == pytest.approx(float(expected), rel=1e-6)
@@ -71,7 +71,7 @@ def test_batch_loss_is_the_mean_of_the_items_losses() -> None:
     mask = torch.zeros(16, 16, dtype=torch.bool)
     mask[:, 4:12] = True
     batch = {"kspace": items, "mask": [mask] * 3, "target": [torch.rand(16, 16) for _ in items]}
-    net = Objective(Likelihood(), CFG, amp=False)
+    net = Objective(Likelihood(), CFG.loss, amp=False)
     each = [batch_loss(net, net.model, {k: [v[i]] for k, v in batch.items()}, torch.device("cpu"))
             for i in range(3)]
     total = batch_loss(net, net.model, batch, torch.device("cpu"))
