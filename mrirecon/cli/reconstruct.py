@@ -112,6 +112,9 @@ _Adapt = Annotated[int | None, typer.Option(
     metavar="STEPS", show_default=False)]
 _AdaptMinutes = Annotated[float | None, typer.Option(
     "--adapt-minutes", help="Time budget of each adaptation, in minutes.", show_default=False)]
+_AdaptLr = Annotated[float | None, typer.Option(
+    "--adapt-lr", help="Adam learning rate of the adaptation \\[default: 1e-4].",
+    show_default=False)]
 
 
 class AdaptPer(str, Enum):
@@ -156,6 +159,7 @@ def reconstruct_command(
     prefetch: _Prefetch = True,
     adapt: _Adapt = None,
     adapt_minutes: _AdaptMinutes = None,
+    adapt_lr: _AdaptLr = None,
     adapt_per: _AdaptPer = AdaptPer.VOLUME,
     save_adapted: _SaveAdapted = False,
     json_out: _JsonOut = False,
@@ -190,8 +194,8 @@ def reconstruct_command(
             raise InvalidParameterError(f"--mask {mask_file} fixes the sampling; "
                                         f"{' and '.join(drawn)} would be ignored: drop "
                                         f"{'them' if len(drawn) > 1 else 'it'}")
-    adaptation = _adapt_options(adapt, adapt_minutes, adapt_per, save_adapted, method, samples,
-                                seed)
+    adaptation = _adapt_options(adapt, adapt_minutes, adapt_lr, adapt_per, save_adapted,
+                                method, samples, seed)
     options = MaskOptions(kind=mask_kind or MaskKind.RANDOM,
                           acceleration=4.0 if accel is None else accel,
                           center_fraction=center_fraction,
@@ -229,15 +233,17 @@ def reconstruct_command(
     return 1 if failed else 0
 
 
-def _adapt_options(steps: int | None, minutes: float | None, per: AdaptPer, save: bool,
-                   method: Method | None, samples: int | None, seed: int) -> Any:
+def _adapt_options(steps: int | None, minutes: float | None, lr: float | None, per: AdaptPer,
+                   save: bool, method: Method | None, samples: int | None, seed: int) -> Any:
     """The :class:`~mrirecon.train.adapt.AdaptOptions` the flags ask for, or ``None``."""
     if steps is None:
         given = [flag for flag, on in (("--adapt-minutes", minutes is not None),
+                                       ("--adapt-lr", lr is not None),
                                        ("--adapt-per", per is not AdaptPer.VOLUME),
                                        ("--save-adapted", save)) if on]
         if given:
-            raise InvalidParameterError(f"{' and '.join(given)} need --adapt STEPS")
+            verb = "needs" if len(given) == 1 else "need"
+            raise InvalidParameterError(f"{' and '.join(given)} {verb} --adapt STEPS")
         return None
     if method is not None:
         raise InvalidParameterError(f"--adapt fine-tunes a learned model; --method "
@@ -251,8 +257,9 @@ def _adapt_options(steps: int | None, minutes: float | None, per: AdaptPer, save
                                     "slice makes one per slice")
     from mrirecon.train.adapt import AdaptOptions
 
+    extra = {} if lr is None else {"lr": lr}
     return AdaptOptions(steps=steps, minutes=minutes, per_slice=per is AdaptPer.SLICE,
-                        seed=seed)
+                        seed=seed, **extra)
 
 
 def _adapting(reconstructor: Any, options: Any) -> Any:

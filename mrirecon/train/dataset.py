@@ -70,8 +70,15 @@ from mrirecon.data import KSpace
 from mrirecon.errors import InputFileError, InvalidParameterError
 from mrirecon.io.fastmri_h5 import preferred_targets, read_kspace
 from mrirecon.recon.base import recon_size
-from mrirecon.sampling import (Mask, MaskKind, MaskOptions, MaskSpec, draw_mask, make_mask,
-                               seed_from_name)
+from mrirecon.sampling import (
+    Mask,
+    MaskKind,
+    MaskOptions,
+    MaskSpec,
+    draw_mask,
+    make_mask,
+    seed_from_name,
+)
 from mrirecon.sampling.seeding import rng
 from mrirecon.sampling.ssdu import split_mask
 

@@ -81,8 +81,11 @@ def _fit(run: Run, net: nn.Module, data: EpochLoader, val_set: Any, dist: distri
 
 
 def validation_kind(val_set: Any) -> str | None:
-    """What validation scores: ``"reference"`` images, the ``"held-back"`` k-space loss, or
-    ``None`` (no validation data)."""
+    """What validation scores: ``"reference"``, ``"held-back"`` or ``None``.
+
+    Reference images, the held-back k-space loss (undersampled files), or nothing (no
+    validation data).
+    """
     if val_set is None:
         return None
     return "held-back" if val_set.undersampled else "reference"

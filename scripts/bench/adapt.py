@@ -1,0 +1,162 @@
+"""Scan-specific adaptation (``mrirecon reconstruct --adapt``) on the validation suite.
+
+    python scripts/bench/adapt.py SUITE_DIR [--model default] [--files GLOB ...]
+        [--accel 4,8] [--steps 20,50,100] [--threads 2] [--json-out FILE] [--markdown FILE]
+
+For each suite file (``scripts/bench/generalisation.py build``) and acceleration, the file is
+undersampled with the mask ``mrirecon reconstruct --accel R`` draws for it (random, fastMRI's
+centre fraction, seed 0), reconstructed by the model as shipped and after adaptation with each
+``--steps`` budget, and scored against the file's fully sampled reference (fastMRI volume
+PSNR/SSIM). The budgets are read off one adaptation of the largest: every step's split is keyed
+by the step, so the weights a check keeps at step 20 are what ``--adapt 20`` returns (the test
+``test_adapt_budgets_are_prefixes_of_a_longer_run`` checks it). Seconds per slice are
+adaptation plus reconstruction, as ``reconstruct`` reports them.
+
+One JSON document on stdout (or ``--json-out``), a markdown table on stderr (or
+``--markdown``). All k-space in the suite is simulated from magnitude images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import fnmatch
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import _common
+import numpy as np
+import torch
+
+from mrirecon.errors import InvalidParameterError
+from mrirecon.io.fastmri_h5 import read_kspace
+from mrirecon.metrics import volume_metrics
+from mrirecon.padding import center_crop
+from mrirecon.recon.base import recon_size
+from mrirecon.recon.learned import estimate
+from mrirecon.recon.methods import load_reconstructor
+from mrirecon.sampling import MaskOptions, draw_mask
+from mrirecon.train.adapt import AdaptOptions, adapt
+
+NOTE = ("all k-space in the suite is simulated from magnitude images; the model never saw "
+        "these files; scored against each file's fully sampled reference")
+
+
+def _csv(kind: type) -> Any:
+    return lambda text: [kind(v) for v in text.split(",") if v]
+
+
+def score(model: torch.nn.Module, kspace: torch.Tensor, mask: torch.Tensor,
+          reference: np.ndarray, size: tuple[int, int]) -> dict[str, float]:
+    """Volume PSNR/SSIM of the model's reconstruction (recon-size crop)."""
+    with torch.no_grad():
+        image = center_crop(estimate(model, kspace, mask), size).numpy()
+    metrics = volume_metrics(reference, image)
+    return {"psnr": round(metrics["psnr"], 3), "ssim": round(metrics["ssim"], 4)}
+
+
+def run_file(path: Path, model: torch.nn.Module, accel: float, budgets: list[int],
+             seed: int, lr: float) -> list[dict[str, Any]]:
+    """The rows of one file at one acceleration: as shipped and per budget."""
+    scan = read_kspace(path)
+    mask_np = draw_mask(scan.shape[-2:], MaskOptions(acceleration=accel, seed=seed),
+                        path.name).array
+    mask = torch.as_tensor(mask_np)
+    kspace = torch.as_tensor(scan.slices(0, scan.n_slices)) * mask
+    reference = np.asarray(next(iter(scan.targets.values()))[:], dtype=np.float32)
+    size = recon_size(scan)
+    domain, coils = path.stem.rsplit("_c", 1)
+    base = {"domain": domain, "coils": int(coils), "R": accel, "slices": scan.n_slices}
+    start = time.perf_counter()
+    shipped = score(model, kspace, mask, reference, size)
+    recon_seconds = (time.perf_counter() - start) / scan.n_slices
+    rows = [{**base, "steps": 0, **shipped, "gain_db": 0.0,
+             "s_per_slice": round(recon_seconds, 2)}]
+    kept: dict[int, tuple[dict[str, Any], float]] = {}
+    start = time.perf_counter()
+
+    def on_check(step: int, state: dict[str, Any]) -> None:
+        if step in budgets:
+            kept[step] = (copy.deepcopy(state), time.perf_counter() - start)
+
+    try:
+        adapted, record = adapt(model, kspace, mask,
+                                AdaptOptions(steps=max(budgets), seed=seed, lr=lr),
+                                on_check=on_check)
+    except InvalidParameterError as exc:  # what --adapt says for this mask, one line
+        rows[0]["refused"] = str(exc)
+        return rows
+    for steps in budgets:
+        if steps in kept:
+            state, seconds = kept[steps]
+            work = copy.deepcopy(model)
+            work.load_state_dict(state)
+        else:  # stopped early before this budget: --adapt steps returns the same weights
+            work, seconds = adapted, record["seconds"]
+        result = score(work, kspace, mask, reference, size)
+        early = steps not in kept or steps == max(budgets)
+        rows.append({**base, "steps": steps, **result,
+                     "gain_db": round(result["psnr"] - shipped["psnr"], 3),
+                     "stopped": record["stopped"] if early else "steps",
+                     "s_per_slice": round(seconds / scan.n_slices + recon_seconds, 2)})
+    rows[-1].update(best_step=record["best_step"], steps_taken=record["steps_taken"],
+                    holdout_loss=record["holdout_loss"])
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("suite", type=Path, help="folder of a built validation suite")
+    parser.add_argument("--model", default="default", help="checkpoint to adapt")
+    parser.add_argument("--files", action="append", default=None,
+                        help="glob(s) of suite file names [default: all]")
+    parser.add_argument("--accel", type=_csv(float), default=[4.0, 8.0])
+    parser.add_argument("--steps", type=_csv(int), default=[20, 50, 100])
+    parser.add_argument("--lr", type=float, default=AdaptOptions(steps=1).lr,
+                        help="adaptation learning rate [default: --adapt's]")
+    parser.add_argument("--json-out", type=Path, default=None)
+    parser.add_argument("--markdown", type=Path, default=None)
+    _common.add_common_arguments(parser)
+    args = parser.parse_args(argv)
+    device = _common.setup(args)
+    files = sorted(p for p in args.suite.glob("*.h5")
+                   if args.files is None or any(fnmatch.fnmatch(p.name, g) for g in args.files))
+    if not files:
+        raise SystemExit(f"error: {args.suite}: no suite files match")
+    learned = load_reconstructor(args.model, device=device)
+    rows: list[dict[str, Any]] = []
+    for path in files:
+        for accel in args.accel:
+            new = run_file(path, learned.model, accel, sorted(args.steps), args.seed, args.lr)
+            rows += new
+            print(f"{path.name} R={accel:g}: " + ", ".join(
+                f"{r['steps']}: {r['psnr']:.2f}" for r in new)
+                + (f" (refused: {new[0]['refused']})" if "refused" in new[0] else ""),
+                file=sys.stderr, flush=True)
+    columns = [("domain", "domain"), ("coils", "coils"), ("R", "R"), ("steps", "adapt steps"),
+               ("psnr", "PSNR"), ("ssim", "SSIM"), ("gain_db", "gain dB"),
+               ("stopped", "stopped"), ("s_per_slice", "s/slice")]
+    settings = {"suite": str(args.suite), "model": args.model, "accel": args.accel,
+                "steps": args.steps, "seed": args.seed, "lr": args.lr,
+                "adapt_defaults": AdaptOptions(steps=1).record()}
+    out = sys.stdout
+    if args.json_out is not None:
+        out = open(args.json_out, "w", encoding="utf-8")  # noqa: SIM115 - closed below
+    report = {"benchmark": "adapt", "machine": _common.machine(device), "settings": settings,
+              "results": rows, "notes": [NOTE]}
+    print(json.dumps(report, indent=2), file=out)
+    if out is not sys.stdout:
+        out.close()
+    table = _common.markdown_table(rows, columns)
+    if args.markdown is not None:
+        args.markdown.write_text(table + "\n", encoding="utf-8")
+    print(table, file=sys.stderr)
+    print(f"note: {NOTE}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
