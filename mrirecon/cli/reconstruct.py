@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from enum import Enum
 from functools import partial
@@ -257,9 +258,9 @@ def _adapt_options(steps: int | None, minutes: float | None, lr: float | None, p
                                     "slice makes one per slice")
     from mrirecon.train.adapt import AdaptOptions
 
-    extra = {} if lr is None else {"lr": lr}
-    return AdaptOptions(steps=steps, minutes=minutes, per_slice=per is AdaptPer.SLICE,
-                        seed=seed, **extra)
+    options = AdaptOptions(steps=steps, minutes=minutes, per_slice=per is AdaptPer.SLICE,
+                           seed=seed)
+    return options if lr is None else dataclasses.replace(options, lr=lr)
 
 
 def _adapting(reconstructor: Any, options: Any) -> Any:
