@@ -131,7 +131,7 @@ def test_best_checkpoint_follows_best_metric(folders, tmp_path, metric, pick) ->
 
 
 def test_best_metric_and_val_repeats_are_checked() -> None:
-    with pytest.raises(InvalidParameterError, match="best_metric.*ssim, psnr or nmse"):
+    with pytest.raises(InvalidParameterError, match="best_metric.*ssim, psnr, nmse or kspace_loss"):
         load_config(None, ["best_metric=loss"])
     with pytest.raises(InvalidParameterError, match="mask.val_repeats.*>= 1"):
         load_config(None, ["mask.val_repeats=0"])
