@@ -42,6 +42,7 @@ import torch.nn.functional as F
 __all__ = [
     "CALIBRATION_KEYS",
     "calibration",
+    "gaussian_corr_ceiling",
     "nmse",
     "psnr",
     "ssim",
@@ -58,8 +59,8 @@ WIN_SIZE = 7
 K1 = 0.01
 K2 = 0.03
 #: The keys :func:`calibration` returns, in table order.
-CALIBRATION_KEYS = ("corr_std_error", "within_1std", "within_2std", "within_3std",
-                    "calibration_error", "mean_std")
+CALIBRATION_KEYS = ("corr_std_error", "corr_ceiling", "within_1std", "within_2std",
+                    "within_3std", "calibration_error", "mean_std")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -419,6 +420,9 @@ def calibration(
         - ``corr_std_error``: Pearson correlation of ``s`` and ``e``,
           ``sum((s - s_bar)(e - e_bar)) / sqrt(sum((s - s_bar)^2) sum((e - e_bar)^2))``, the
           value of ``numpy.corrcoef``; ``nan`` when ``s`` or ``e`` is constant (zero variance).
+        - ``corr_ceiling``: :func:`gaussian_corr_ceiling` of the error, the largest
+          ``corr_std_error`` any std map could reach on it if the error is Gaussian given the
+          map (it does not depend on ``s``).
         - ``within_1std``, ``within_2std``, ``within_3std``: the fraction of pixels with
           ``e <= k s``, ``k = 1, 2, 3`` (:data:`GAUSSIAN_COVERAGE`, about 0.683, 0.954 and 0.997,
           when the error is Gaussian with standard deviation ``s``; a pixel with ``s = 0``
@@ -456,12 +460,46 @@ def calibration(
     within = {k: float((error <= k * s).to(g.dtype).mean()) for k in (1, 2, 3)}
     return {
         "corr_std_error": _pearson(s, error),
+        "corr_ceiling": gaussian_corr_ceiling(error),
         "within_1std": within[1],
         "within_2std": within[2],
         "within_3std": within[3],
         "calibration_error": sum(abs(within[k] - GAUSSIAN_COVERAGE[k]) for k in within) / 3,
         "mean_std": float(s.mean()),
     }
+
+
+def gaussian_corr_ceiling(error: ArrayLike) -> float:
+    """The largest ``corr(std, |error|)`` any std map can reach on these errors, if Gaussian.
+
+    Suppose each pixel's error is ``e = sigma z``, with ``z`` standard normal and independent
+    of everything a std map can know. Then ``E[|e| | sigma] = c sigma`` with
+    ``c = sqrt(2 / pi)``, so by Cauchy-Schwarz no map ``s`` correlates with ``|e|`` better than
+    the oracle ``s = sigma``, whose correlation is
+    ``c sd(sigma) / sqrt((1 - c^2) E[sigma^2] + c^2 Var(sigma))``. The moments of ``sigma``
+    follow from the errors alone: ``E[sigma^2] = mean(e^2)``, ``E[sigma] = mean(|e|) / c``.
+    Errors whose magnitude is as even as Gaussian noise of one std (``Var(sigma) <= 0``) give
+    0: no map can then say where the error is large. Errors that are not Gaussian given the
+    map (structured artefacts) can be predicted better than this bound says. The moments are
+    estimates: for even errors of ``N`` pixels the bound reads about ``N^(-1/4)``, not 0.
+
+    Parameters
+    ----------
+    error
+        The errors (or absolute errors) of one volume, any shape.
+
+    Returns
+    -------
+    float
+        In ``[0, 1]``; ``nan`` for errors that are all zero.
+    """
+    e = _to_tensor(error, "error").to(torch.float64).abs().reshape(-1)
+    c2 = 2.0 / math.pi
+    second = float(e.square().mean())
+    if not second > 0:
+        return math.nan
+    variance = max(0.0, second - float(e.mean()) ** 2 / c2)
+    return float(math.sqrt(c2 * variance / ((1.0 - c2) * second + c2 * variance)))
 
 
 def _pearson(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -346,6 +346,27 @@ def test_calibration_correlation_is_numpys_pearson() -> None:
     assert as32["corr_std_error"] == pytest.approx(expected, rel=1e-5)
 
 
+def test_gaussian_corr_ceiling_is_the_oracle_maps_correlation() -> None:
+    rng = np.random.default_rng(3)
+    sigma = rng.lognormal(0.0, 0.7, 400_000)  # an uneven true std: a map could find it
+    error = sigma * rng.standard_normal(sigma.size)
+    ceiling = metrics.gaussian_corr_ceiling(error)
+    oracle = np.corrcoef(sigma, np.abs(error))[0, 1]
+    assert 0.3 < ceiling < 1 and ceiling == pytest.approx(oracle, abs=0.01)
+    # other maps of the same errors do worse: a distorted sigma, a noisy one
+    for other in (sigma**2, sigma * rng.lognormal(0.0, 0.5, sigma.size)):
+        assert np.corrcoef(other, np.abs(error))[0, 1] < ceiling - 0.02
+    # errors as even as one Gaussian: nothing to predict (the moment estimate's noise aside)
+    even = metrics.gaussian_corr_ceiling(0.3 * rng.standard_normal(400_000))
+    assert 0 <= even < 0.1
+    assert np.isnan(metrics.gaussian_corr_ceiling(np.zeros(10)))
+    # calibration() reports it, whatever the std
+    got = metrics.calibration(np.zeros((1, 100, 100)), error[:10_000].reshape(1, 100, 100),
+                              np.ones((1, 100, 100)))
+    assert got["corr_ceiling"] == pytest.approx(
+        metrics.gaussian_corr_ceiling(error[:10_000]), rel=1e-9)
+
+
 def test_calibration_coverage_of_exactly_gaussian_errors() -> None:
     rng = np.random.default_rng(1)
     std = rng.uniform(0.05, 2.0, (4, 256, 256))

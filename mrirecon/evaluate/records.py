@@ -13,14 +13,14 @@ from typing import Any
 import numpy as np
 
 from mrirecon.errors import MriReconError
+from mrirecon.metrics import CALIBRATION_KEYS
 
 #: Record fields, in table/CSV order (compare mode adds ``acquisition``).
 RECORD_FIELDS = ("file", "method", "acceleration", "mask_seed", "achieved_acceleration", "slices",
                  "nmse", "psnr", "ssim", "seconds_per_slice", "simulated")
 METRICS = ("psnr", "ssim", "nmse")
-#: Record fields of a sampler swept with ``samples`` (:func:`mrirecon.metrics.calibration`).
-CALIBRATION = ("corr_std_error", "within_1std", "within_2std", "within_3std",
-               "calibration_error", "mean_std")
+#: Record fields of a sampler swept with ``samples`` (:func:`mrirecon.metrics.calibration`'s keys).
+CALIBRATION = CALIBRATION_KEYS
 
 #: ``progress(done, total, description)``.
 Progress = Callable[[int, int, str], None]

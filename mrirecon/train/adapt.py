@@ -41,7 +41,7 @@ from mrirecon.sampling.seeding import rng
 from mrirecon.sampling.ssdu import split_mask
 from mrirecon.train.objective import ssdu_inputs
 
-__all__ = ["CHECK_SLICES", "AdaptOptions", "AdaptingReconstructor", "adapt"]
+__all__ = ["CHECK_SLICES", "AdaptOptions", "AdaptingReconstructor", "adapt", "holdout_split"]
 
 #: Slices a per-volume check scores (evenly spaced through the volume).
 CHECK_SLICES = 4
@@ -140,9 +140,20 @@ def _split(mask: torch.Tensor, fraction: float, seed: int,
             torch.as_tensor(parts.lam, device=mask.device))
 
 
+def holdout_split(mask: torch.Tensor, options: AdaptOptions) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(rest, holdout)``: the fixed split of the acquired ``mask`` that :func:`adapt` checks on.
+
+    Raises
+    ------
+    InvalidParameterError
+        A mask with too few lines outside its centre to hold any out.
+    """
+    return _split(mask, options.holdout_fraction, int(options.seed), 0)
+
+
 def adapt(model: nn.Module, kspace: torch.Tensor, mask: torch.Tensor,
           options: AdaptOptions, *,
-          on_check: Callable[[int, dict[str, Any]], None] | None = None,
+          on_check: Callable[[int, dict[str, Any], nn.Module], None] | None = None,
           ) -> tuple[nn.Module, dict[str, Any]]:
     """Fine-tune a copy of ``model`` on undersampled ``kspace`` (see the module docstring).
 
@@ -158,9 +169,10 @@ def adapt(model: nn.Module, kspace: torch.Tensor, mask: torch.Tensor,
         Steps, budget and splits; ``options.per_slice`` is the caller's to honour (call once
         per slice).
     on_check
-        Called after every hold-out check with the step and the weights kept so far (what
+        Called after every hold-out check with the step, the weights kept so far (what
         ``options.steps`` equal to that step would return, since the splits are keyed by the
-        step): a benchmark reads 20, 50 and 100 steps off one run.
+        step: a benchmark reads 20, 50 and 100 steps off one run) and the model being adapted
+        (its current weights; not to be modified).
 
     Returns
     -------
@@ -168,7 +180,7 @@ def adapt(model: nn.Module, kspace: torch.Tensor, mask: torch.Tensor,
         The adapted copy (in eval mode; the given weights when no check improved on them) and a
         record: ``steps_taken``, ``best_step`` (0: unchanged), ``stopped`` (``"steps"``,
         ``"early stopping"`` or ``"time budget"``), ``holdout_loss`` (``[given, best]``),
-        ``seconds``.
+        ``checks`` (``[step, hold-out loss]`` of every check, step 0 first), ``seconds``.
 
     Raises
     ------
@@ -178,7 +190,7 @@ def adapt(model: nn.Module, kspace: torch.Tensor, mask: torch.Tensor,
     """
     start = time.perf_counter()
     seed = int(options.seed)
-    rest, holdout = _split(mask, options.holdout_fraction, seed, 0)
+    rest, holdout = holdout_split(mask, options)
     _split(rest, options.loss_fraction, seed, 1, 0)  # too few lines: fail before any work
     scan = _Scan(kspace, rest, holdout)
     n = kspace.shape[0]
@@ -188,6 +200,7 @@ def adapt(model: nn.Module, kspace: torch.Tensor, mask: torch.Tensor,
         p.requires_grad_(True)
     optimiser = torch.optim.Adam(work.parameters(), lr=options.lr)
     best_loss = first = scan.check_loss(work, check)
+    checks = [[0, round(first, 6)]]
     best_state = copy.deepcopy(work.state_dict())
     best_step, stale, stopped, step = 0, 0, "steps", 0
     order = rng(seed, 2)
@@ -209,13 +222,14 @@ def adapt(model: nn.Module, kspace: torch.Tensor, mask: torch.Tensor,
         if step % options.check_every and step < options.steps:
             continue
         current = scan.check_loss(work, check)
+        checks.append([step, round(current, 6)])
         if current < best_loss * (1 - options.min_gain):
             best_loss, best_step, stale = current, step, 0
             best_state = copy.deepcopy(work.state_dict())
         else:
             stale += 1
         if on_check is not None:
-            on_check(step, best_state)
+            on_check(step, best_state, work)
         if stale >= options.patience:
             stopped = "early stopping"
             break
@@ -224,6 +238,7 @@ def adapt(model: nn.Module, kspace: torch.Tensor, mask: torch.Tensor,
         p.requires_grad_(False)
     return work.eval(), {"steps_taken": step, "best_step": best_step, "stopped": stopped,
                          "holdout_loss": [round(first, 6), round(best_loss, 6)],
+                         "checks": checks,
                          "seconds": round(time.perf_counter() - start, 3)}
 
 

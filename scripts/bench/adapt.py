@@ -1,7 +1,8 @@
 """Scan-specific adaptation (``mrirecon reconstruct --adapt``) on the validation suite.
 
     python scripts/bench/adapt.py SUITE_DIR [--model default] [--files GLOB ...]
-        [--accel 4,8] [--steps 20,50,100] [--threads 2] [--json-out FILE] [--markdown FILE]
+        [--accel 4,8] [--steps 20,50,100] [--lr LR] [--patience N] [--trace] [--threads 2]
+        [--json-out FILE] [--markdown FILE]
 
 For each suite file (``scripts/bench/generalisation.py build``) and acceleration, the file is
 undersampled with the mask ``mrirecon reconstruct --accel R`` draws for it (random, fastMRI's
@@ -11,6 +12,12 @@ PSNR/SSIM). The budgets are read off one adaptation of the largest: every step's
 by the step, so the weights a check keeps at step 20 are what ``--adapt 20`` returns (the test
 ``test_adapt_budgets_are_prefixes_of_a_longer_run`` checks it). Seconds per slice are
 adaptation plus reconstruction, as ``reconstruct`` reports them.
+
+``--trace`` also records, for every hold-out check, the PSNR of the weights being adapted next
+to their hold-out loss, and the *floor* of that loss: the loss of the fully sampled image itself
+(the coil-combined reference data seen through the same ACS coil maps), which no model can go
+below. It asks whether the hold-out loss, the only signal adaptation has, tracks image quality
+(``--patience`` larger than the checks turns early stopping off for the whole curve).
 
 One JSON document on stdout (or ``--json-out``), a markdown table on stderr (or
 ``--markdown``). All k-space in the suite is simulated from magnitude images.
@@ -24,6 +31,7 @@ import fnmatch
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +43,14 @@ from mrirecon.errors import InvalidParameterError
 from mrirecon.io.fastmri_h5 import read_kspace
 from mrirecon.metrics import volume_metrics
 from mrirecon.padding import center_crop
+from mrirecon.physics import sense_operator
 from mrirecon.recon.base import recon_size
 from mrirecon.recon.learned import estimate
 from mrirecon.recon.methods import load_reconstructor
 from mrirecon.sampling import MaskOptions, draw_mask
-from mrirecon.train.adapt import AdaptOptions, adapt
+from mrirecon.train.adapt import AdaptOptions, adapt, holdout_split
+from mrirecon.train.losses import kspace_loss
+from mrirecon.train.objective import ssdu_inputs
 
 NOTE = ("all k-space in the suite is simulated from magnitude images; the model never saw "
         "these files; scored against each file's fully sampled reference")
@@ -58,14 +69,32 @@ def score(model: torch.nn.Module, kspace: torch.Tensor, mask: torch.Tensor,
     return {"psnr": round(metrics["psnr"], 3), "ssim": round(metrics["ssim"], 4)}
 
 
+def holdout_floor(full: torch.Tensor, mask: torch.Tensor, options: AdaptOptions) -> float:
+    """The hold-out loss of the fully sampled data's own coil-combined image (mean over slices).
+
+    The image is ``S^H y`` of the fully sampled ``full`` with the ACS maps ``S`` adaptation
+    uses; its k-space on the hold-out lines differs from the measured lines only by what those
+    maps miss, so no estimate scores below it.
+    """
+    rest, holdout = holdout_split(mask, options)
+    losses = []
+    for s in range(full.shape[0]):
+        inputs, target = ssdu_inputs(full[s : s + 1] * mask, rest, holdout)
+        image = sense_operator(target.maps).adjoint(full[s : s + 1] / inputs.scale)
+        losses.append(float(kspace_loss(sense_operator(target.maps, holdout)(image),
+                                        target.y, holdout)))
+    return float(np.mean(losses))
+
+
 def run_file(path: Path, model: torch.nn.Module, accel: float, budgets: list[int],
-             seed: int, lr: float) -> list[dict[str, Any]]:
+             options: AdaptOptions, trace: bool = False) -> list[dict[str, Any]]:
     """The rows of one file at one acceleration: as shipped and per budget."""
     scan = read_kspace(path)
-    mask_np = draw_mask(scan.shape[-2:], MaskOptions(acceleration=accel, seed=seed),
+    mask_np = draw_mask(scan.shape[-2:], MaskOptions(acceleration=accel, seed=options.seed),
                         path.name).array
     mask = torch.as_tensor(mask_np)
-    kspace = torch.as_tensor(scan.slices(0, scan.n_slices)) * mask
+    full = torch.as_tensor(scan.slices(0, scan.n_slices))
+    kspace = full * mask
     reference = np.asarray(next(iter(scan.targets.values()))[:], dtype=np.float32)
     size = recon_size(scan)
     domain, coils = path.stem.rsplit("_c", 1)
@@ -76,15 +105,18 @@ def run_file(path: Path, model: torch.nn.Module, accel: float, budgets: list[int
     rows = [{**base, "steps": 0, **shipped, "gain_db": 0.0,
              "s_per_slice": round(recon_seconds, 2)}]
     kept: dict[int, tuple[dict[str, Any], float]] = {}
+    curve: dict[int, float] = {0: shipped["psnr"]}
     start = time.perf_counter()
 
-    def on_check(step: int, state: dict[str, Any]) -> None:
+    def on_check(step: int, state: dict[str, Any], current: torch.nn.Module) -> None:
         if step in budgets:
             kept[step] = (copy.deepcopy(state), time.perf_counter() - start)
+        if trace:
+            curve[step] = score(current.eval(), kspace, mask, reference, size)["psnr"]
+            current.train()
 
     try:
-        adapted, record = adapt(model, kspace, mask,
-                                AdaptOptions(steps=max(budgets), seed=seed, lr=lr),
+        adapted, record = adapt(model, kspace, mask, replace(options, steps=max(budgets)),
                                 on_check=on_check)
     except InvalidParameterError as exc:  # what --adapt says for this mask, one line
         rows[0]["refused"] = str(exc)
@@ -104,7 +136,37 @@ def run_file(path: Path, model: torch.nn.Module, accel: float, budgets: list[int
                      "s_per_slice": round(seconds / scan.n_slices + recon_seconds, 2)})
     rows[-1].update(best_step=record["best_step"], steps_taken=record["steps_taken"],
                     holdout_loss=record["holdout_loss"])
+    if trace:
+        rows[-1]["trace"] = [{"step": step, "holdout_loss": loss, "psnr": curve[step]}
+                             for step, loss in record["checks"]]
+        rows[-1]["holdout_floor"] = round(holdout_floor(full, mask, options), 4)
+        rows[-1]["psnr_at_lowest_loss"] = min(rows[-1]["trace"],
+                                              key=lambda c: c["holdout_loss"])["psnr"]
+        rows[-1]["best_psnr_on_curve"] = max(curve.values())
+        losses = [c["holdout_loss"] for c in rows[-1]["trace"]]
+        psnrs = [c["psnr"] for c in rows[-1]["trace"]]
+        rows[-1]["corr_loss_psnr"] = (round(float(np.corrcoef(losses, psnrs)[0, 1]), 3)
+                                      if np.std(losses) > 0 and np.std(psnrs) > 0 else None)
     return rows
+
+
+TRACE_COLUMNS = [("domain", "domain"), ("coils", "coils"), ("R", "R"),
+                 ("holdout_floor", "hold-out floor"),
+                 ("loss_range", "hold-out loss (given, lowest)"),
+                 ("psnr_0", "PSNR given"), ("psnr_at_lowest_loss", "PSNR at lowest loss"),
+                 ("best_psnr_on_curve", "best PSNR on curve"),
+                 ("corr_loss_psnr", "corr(loss, PSNR)")]
+
+
+def trace_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per traced (file, R), saying whether the hold-out loss points at better weights."""
+    out = []
+    for row in rows:
+        if "trace" in row:
+            losses = [c["holdout_loss"] for c in row["trace"]]
+            out.append({**row, "psnr_0": row["trace"][0]["psnr"],
+                        "loss_range": f"{losses[0]:.3f}, {min(losses):.3f}"})
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,6 +179,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=_csv(int), default=[20, 50, 100])
     parser.add_argument("--lr", type=float, default=AdaptOptions(steps=1).lr,
                         help="adaptation learning rate [default: --adapt's]")
+    parser.add_argument("--patience", type=int, default=AdaptOptions(steps=1).patience,
+                        help="checks without a gain before stopping [default: --adapt's]")
+    parser.add_argument("--trace", action="store_true",
+                        help="record PSNR, hold-out loss and its floor at every check")
     parser.add_argument("--json-out", type=Path, default=None)
     parser.add_argument("--markdown", type=Path, default=None)
     _common.add_common_arguments(parser)
@@ -127,10 +193,11 @@ def main(argv: list[str] | None = None) -> int:
     if not files:
         raise SystemExit(f"error: {args.suite}: no suite files match")
     learned = load_reconstructor(args.model, device=device)
+    options = AdaptOptions(steps=1, seed=args.seed, lr=args.lr, patience=args.patience)
     rows: list[dict[str, Any]] = []
     for path in files:
         for accel in args.accel:
-            new = run_file(path, learned.model, accel, sorted(args.steps), args.seed, args.lr)
+            new = run_file(path, learned.model, accel, sorted(args.steps), options, args.trace)
             rows += new
             print(f"{path.name} R={accel:g}: " + ", ".join(
                 f"{r['steps']}: {r['psnr']:.2f}" for r in new)
@@ -141,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
                ("stopped", "stopped"), ("s_per_slice", "s/slice")]
     settings = {"suite": str(args.suite), "model": args.model, "accel": args.accel,
                 "steps": args.steps, "seed": args.seed, "lr": args.lr,
+                "patience": args.patience, "trace": args.trace,
                 "adapt_defaults": AdaptOptions(steps=1).record()}
     out = sys.stdout
     if args.json_out is not None:
@@ -151,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     if out is not sys.stdout:
         out.close()
     table = _common.markdown_table(rows, columns)
+    if args.trace:
+        table += "\n\n" + _common.markdown_table(trace_rows(rows), TRACE_COLUMNS)
     if args.markdown is not None:
         args.markdown.write_text(table + "\n", encoding="utf-8")
     print(table, file=sys.stderr)

@@ -476,9 +476,12 @@ def calibration_markdown(cells: list[dict], checks: dict[str, Any]) -> str:
         ("method", "method"), ("within_2std", "2-std coverage (before → after)"),
         ("within_1std", "1-std coverage", three), ("within_3std", "3-std coverage", three),
         ("calibration_error", "calibration error (before → after)"),
-        ("corr_std_error", "corr(std, |error|)", "{:.2f}".format)]), "",
+        ("corr_std_error", "corr(std, |error|)", "{:.2f}".format),
+        ("corr_ceiling", "Gaussian ceiling of corr", "{:.2f}".format)]), "",
         "Coverage: fraction of pixels with |error| <= k std (Gaussian 0.683 / 0.954 / 0.997), "
-        "before → after the checkpoint's std calibration; mean over files x volumes x masks."]
+        "before → after the checkpoint's std calibration; mean over files x volumes x masks. "
+        "Ceiling: the best corr(std, |error|) any map could reach on these errors if they are "
+        "Gaussian given the map (mrirecon.metrics.gaussian_corr_ceiling)."]
     for method, count in checks["counts"].items():
         parts = [f"{name} {c['passed']}/{c['evaluated']}" for name, c in count.items()
                  if isinstance(c, dict)]

@@ -282,3 +282,33 @@ def test_bart_cs_tiny_compares_both_tools_at_their_best_weight() -> None:
     assert all(math.isfinite(r["psnr"]) and 0 < r["ssim"] <= 1 for r in data["sweep"])
     [alone] = data["best_per_dataset"]
     assert alone["mrirecon_psnr"] == ours["psnr"] and alone["bart_psnr"] == bart["psnr"]
+
+
+def test_adapt_trace_scores_every_check_against_the_holdout_floor(simulated_scans,
+                                                                  tiny_checkpoints,
+                                                                  tmp_path) -> None:
+    """``adapt.py --trace``: every check's PSNR beside its hold-out loss, and the loss floor (the
+    fully sampled image through the same maps) below every loss: exactly 0 for one coil, whose
+    map only removes the phase, above 0 for four coils whose ACS maps miss detail."""
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    shutil.copy(simulated_scans / "example4d.h5", suite / "epi_c01.h5")
+    shutil.copy(simulated_scans / "MR_small.h5", suite / "mr-small_c04.h5")
+    traced, results = {}, []
+    for accel, name in (("3", "epi_c01.h5"), ("2", "mr-small_c04.h5")):  # each splittable
+        data = run("bench/adapt.py", str(suite), "--model", str(tiny_checkpoints["irim"]),
+                   "--files", name, "--accel", accel, "--steps", "10", "--trace",
+                   "--patience", "100", "--threads", "1", "--markdown", str(tmp_path / "a.md"))
+        results += data["results"]
+        traced |= {r["domain"]: r for r in data["results"] if "trace" in r}
+    assert set(traced) == {"epi", "mr-small"} and data["settings"]["trace"]
+    for domain, row in traced.items():
+        shipped = next(r for r in results if r["domain"] == domain and r["steps"] == 0)
+        steps = [c["step"] for c in row["trace"]]
+        assert steps == [0, 5, 10] and row["trace"][0]["psnr"] == shipped["psnr"]
+        losses = [c["holdout_loss"] for c in row["trace"]]
+        assert row["holdout_floor"] <= min(losses) and losses[0] == row["holdout_loss"][0]
+        assert row["psnr_at_lowest_loss"] in [c["psnr"] for c in row["trace"]]
+        assert row["corr_loss_psnr"] is None or -1 <= row["corr_loss_psnr"] <= 1
+    assert traced["epi"]["holdout_floor"] < 1e-4 < traced["mr-small"]["holdout_floor"]
+    assert "hold-out floor" in (tmp_path / "a.md").read_text()

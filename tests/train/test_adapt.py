@@ -103,6 +103,12 @@ def test_adapt_improves_a_mismatched_model_on_a_real_image(epi_model, mr_small) 
     assert before < zero_filled  # the mismatch is real
     assert after > before + 1.0, (before, after, record)
     assert record["best_step"] > 0 and record["holdout_loss"][1] < record["holdout_loss"][0]
+    checks = dict(record["checks"])  # every check's loss, the kept one among them
+    assert checks[0] == record["holdout_loss"][0]
+    assert checks[record["best_step"]] == record["holdout_loss"][1]
+    gain = AdaptOptions(steps=1).min_gain  # no check beat the kept one by a gain
+    assert min(checks.values()) >= record["holdout_loss"][1] * (1 - gain)
+    assert max(checks) == record["steps_taken"]
 
 
 @pytest.mark.slow
@@ -120,7 +126,7 @@ def test_adapt_budgets_are_prefixes_of_a_longer_run(epi_model, epi) -> None:
     seen: dict[int, dict] = {}
     options = AdaptOptions(steps=6, lr=1e-3, check_every=3, patience=5, min_gain=0.0)
     adapt(epi_model, k, mask, options,
-          on_check=lambda step, state: seen.__setitem__(step, copy.deepcopy(state)))
+          on_check=lambda step, state, _model: seen.__setitem__(step, copy.deepcopy(state)))
     short, _ = adapt(epi_model, k, mask, dataclasses.replace(options, steps=3))
     for name, value in short.state_dict().items():
         torch.testing.assert_close(value, seen[3][name])
