@@ -15,9 +15,10 @@ adaptation plus reconstruction, as ``reconstruct`` reports them.
 
 ``--trace`` also records, for every hold-out check, the PSNR of the weights being adapted next
 to their hold-out loss, and the *floor* of that loss: the loss of the fully sampled image itself
-(the coil-combined reference data seen through the same ACS coil maps), which no model can go
-below. It asks whether the hold-out loss, the only signal adaptation has, tracks image quality
-(``--patience`` larger than the checks turns early stopping off for the whole curve).
+(the coil-combined reference data seen through the same ACS coil maps): what the true image
+scores, so a loss near it no longer says much about the image. It asks whether the hold-out
+loss, the only signal adaptation has, tracks image quality (``--patience`` larger than the
+checks turns early stopping off for the whole curve).
 
 One JSON document on stdout (or ``--json-out``), a markdown table on stderr (or
 ``--markdown``). All k-space in the suite is simulated from magnitude images.
@@ -74,7 +75,8 @@ def holdout_floor(full: torch.Tensor, mask: torch.Tensor, options: AdaptOptions)
 
     The image is ``S^H y`` of the fully sampled ``full`` with the ACS maps ``S`` adaptation
     uses; its k-space on the hold-out lines differs from the measured lines only by what those
-    maps miss, so no estimate scores below it.
+    maps miss: the level at which the truth itself sits (an estimate fitted to these lines could
+    go lower, by being less true).
     """
     rest, holdout = holdout_split(mask, options)
     losses = []
