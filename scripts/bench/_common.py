@@ -252,6 +252,21 @@ def giga(value: float) -> str:
     return f"{value / 1e9:.4g}"
 
 
+def write_reports(outputs: Sequence[tuple[Any, str]], overwrite: bool) -> None:
+    """Write each ``(path, text)`` that has a path, atomically (never half a report).
+
+    An existing file is replaced only with ``overwrite``. Call
+    :func:`mrirecon.fileutil.check_writable` on the paths before the work, so a refusal comes
+    first.
+    """
+    from mrirecon.fileutil import atomic_path
+
+    for path, text in outputs:
+        if path:
+            with atomic_path(Path(path), overwrite) as tmp:
+                tmp.write_text(text, encoding="utf-8")
+
+
 def emit(benchmark: str, device: torch.device, settings: dict[str, Any],
          results: list[dict[str, Any]], columns: Sequence[Column], **extra: Any) -> None:
     """Print the report as JSON on stdout and its results as markdown on stderr.

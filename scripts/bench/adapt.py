@@ -2,7 +2,7 @@
 
     python scripts/bench/adapt.py SUITE_DIR [--model default] [--files GLOB ...]
         [--accel 4,8] [--steps 20,50,100] [--lr LR] [--patience N] [--trace] [--threads 2]
-        [--json-out FILE] [--markdown FILE]
+        [--json-out FILE] [--markdown FILE] [--overwrite]
 
 For each suite file (``scripts/bench/generalisation.py build``) and acceleration, the file is
 undersampled with the mask ``mrirecon reconstruct --accel R`` draws for it (random, fastMRI's
@@ -20,8 +20,9 @@ scores, so a loss near it no longer says much about the image. It asks whether t
 loss, the only signal adaptation has, tracks image quality (``--patience`` larger than the
 checks turns early stopping off for the whole curve).
 
-One JSON document on stdout (or ``--json-out``), a markdown table on stderr (or
-``--markdown``). All k-space in the suite is simulated from magnitude images.
+One JSON document on stdout (also written to ``--json-out``), a markdown table on stderr (or
+``--markdown``); existing report files are replaced only with ``--overwrite``. All k-space in
+the suite is simulated from magnitude images.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ import _common
 import numpy as np
 import torch
 
-from mrirecon.errors import InvalidParameterError
+from mrirecon.errors import InvalidParameterError, MriReconError
+from mrirecon.fileutil import check_writable
 from mrirecon.io.fastmri_h5 import read_kspace
 from mrirecon.metrics import volume_metrics
 from mrirecon.padding import center_crop
@@ -185,10 +187,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="checks without a gain before stopping [default: --adapt's]")
     parser.add_argument("--trace", action="store_true",
                         help="record PSNR, hold-out loss and its floor at every check")
-    parser.add_argument("--json-out", type=Path, default=None)
-    parser.add_argument("--markdown", type=Path, default=None)
+    parser.add_argument("--json-out", type=Path, default=None, help="also write the JSON here")
+    parser.add_argument("--markdown", type=Path, default=None,
+                        help="the markdown here, not on stderr")
+    parser.add_argument("--overwrite", action="store_true", help="replace --json-out/--markdown")
     _common.add_common_arguments(parser)
     args = parser.parse_args(argv)
+    check_writable([p for p in (args.json_out, args.markdown) if p], args.overwrite)
     device = _common.setup(args)
     files = sorted(p for p in args.suite.glob("*.h5")
                    if args.files is None or any(fnmatch.fnmatch(p.name, g) for g in args.files))
@@ -212,23 +217,22 @@ def main(argv: list[str] | None = None) -> int:
                 "steps": args.steps, "seed": args.seed, "lr": args.lr,
                 "patience": args.patience, "trace": args.trace,
                 "adapt_defaults": AdaptOptions(steps=1).record()}
-    out = sys.stdout
-    if args.json_out is not None:
-        out = open(args.json_out, "w", encoding="utf-8")  # noqa: SIM115 - closed below
     report = {"benchmark": "adapt", "machine": _common.machine(device), "settings": settings,
               "results": rows, "notes": [NOTE]}
-    print(json.dumps(report, indent=2), file=out)
-    if out is not sys.stdout:
-        out.close()
+    text = json.dumps(report, indent=2)
     table = _common.markdown_table(rows, columns)
     if args.trace:
         table += "\n\n" + _common.markdown_table(trace_rows(rows), TRACE_COLUMNS)
-    if args.markdown is not None:
-        args.markdown.write_text(table + "\n", encoding="utf-8")
-    print(table, file=sys.stderr)
-    print(f"note: {NOTE}", file=sys.stderr)
+    table += f"\n\nnote: {NOTE}\n"
+    print(text)
+    _common.write_reports([(args.json_out, text + "\n"), (args.markdown, table)], args.overwrite)
+    if not args.markdown:
+        print(table, file=sys.stderr, end="")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except MriReconError as exc:  # an expected failure (a file, a model): one line, no traceback
+        raise SystemExit(f"error: {exc}") from None

@@ -514,7 +514,7 @@ def markdown(rows: list[dict], summary: list[dict], methods: list[str]) -> str:
 
 def run(args: argparse.Namespace) -> None:
     from mrirecon.evaluate import check_sweep_options
-    from mrirecon.fileutil import atomic_path, check_writable
+    from mrirecon.fileutil import check_writable
     from mrirecon.report import json_safe
 
     try:
@@ -566,10 +566,7 @@ def run(args: argparse.Namespace) -> None:
     if calib:
         table += calibration_markdown(calib, checks)
     print(text)
-    for path, content in ((args.json_out, text + "\n"), (args.markdown, table)):
-        if path:
-            with atomic_path(path, args.overwrite) as tmp:
-                tmp.write_text(content)
+    _common.write_reports([(args.json_out, text + "\n"), (args.markdown, table)], args.overwrite)
     if not args.markdown:
         print(table, file=sys.stderr, end="")
 

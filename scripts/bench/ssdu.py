@@ -24,7 +24,6 @@ stderr. All k-space here is simulated from magnitude images.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 import subprocess
@@ -42,6 +41,7 @@ from mrirecon.sampling import MaskOptions
 from mrirecon.simulation import simulate_file, write_undersampled
 from mrirecon.train.config import load_config
 from mrirecon.train.loop import train
+from mrirecon.train.sources import sha256_of
 
 SOURCE = "mni152_2009a.nii.gz"
 SOURCE_SHA256 = "421a10e872fd6cadae7f61d358dffbcc1795a497d61ee76c5dda2503e1a1e9e6"
@@ -56,7 +56,7 @@ def build(sources: Path, out: Path) -> tuple[Path, Path]:
     path = sources / SOURCE
     if not path.is_file():
         raise SystemExit(f"error: {path}: file not found (run scripts/fetch_training_data.sh)")
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = sha256_of(path)
     if digest != SOURCE_SHA256:
         raise SystemExit(f"error: {path}: sha256 {digest} is not the pinned {SOURCE_SHA256}")
     full, under = out / "full", out / "undersampled"

@@ -298,7 +298,8 @@ def test_adapt_trace_scores_every_check_against_the_holdout_floor(simulated_scan
     for accel, name in (("3", "epi_c01.h5"), ("2", "mr-small_c04.h5")):  # each splittable
         data = run("bench/adapt.py", str(suite), "--model", str(tiny_checkpoints["irim"]),
                    "--files", name, "--accel", accel, "--steps", "10", "--trace",
-                   "--patience", "100", "--threads", "1", "--markdown", str(tmp_path / "a.md"))
+                   "--patience", "100", "--threads", "1",
+                   "--markdown", str(tmp_path / f"{name}.md"))
         results += data["results"]
         traced |= {r["domain"]: r for r in data["results"] if "trace" in r}
     assert set(traced) == {"epi", "mr-small"} and data["settings"]["trace"]
@@ -311,4 +312,8 @@ def test_adapt_trace_scores_every_check_against_the_holdout_floor(simulated_scan
         assert row["psnr_at_lowest_loss"] in [c["psnr"] for c in row["trace"]]
         assert row["corr_loss_psnr"] is None or -1 <= row["corr_loss_psnr"] <= 1
     assert traced["epi"]["holdout_floor"] < 1e-4 < traced["mr-small"]["holdout_floor"]
-    assert "hold-out floor" in (tmp_path / "a.md").read_text()
+    assert "hold-out floor" in (tmp_path / "epi_c01.h5.md").read_text()
+    with pytest.raises(subprocess.CalledProcessError) as refused:  # a report is never replaced
+        run("bench/adapt.py", str(suite), "--files", "epi_c01.h5", "--steps", "1",
+            "--markdown", str(tmp_path / "epi_c01.h5.md"))
+    assert "output exists; pass --overwrite" in refused.value.stderr
