@@ -41,6 +41,7 @@ import torch.nn.functional as F
 
 __all__ = [
     "CALIBRATION_KEYS",
+    "ERROR_ONLY_KEYS",
     "calibration",
     "gaussian_corr_ceiling",
     "nmse",
@@ -61,6 +62,8 @@ K2 = 0.03
 #: The keys :func:`calibration` returns, in table order.
 CALIBRATION_KEYS = ("corr_std_error", "corr_ceiling", "within_1std", "within_2std",
                     "within_3std", "calibration_error", "mean_std")
+#: The keys of :func:`calibration` that depend on the errors alone, not on the std.
+ERROR_ONLY_KEYS = frozenset({"corr_ceiling"})
 
 
 # --------------------------------------------------------------------------------------------------

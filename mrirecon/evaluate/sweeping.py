@@ -407,7 +407,8 @@ class _Sweep:
             raw = posterior.std.data / np.float32(stored["scale"])
             before = metrics.calibration(reference, posterior.mean.data, raw)
             calib = {**calib, "std_scale": stored["scale"],
-                     **{f"{k}_uncalibrated": v for k, v in before.items()}}
+                     **{f"{k}_uncalibrated": v for k, v in before.items()
+                        if k not in metrics.ERROR_ONLY_KEYS}}
             pixels[key] = {**pixels[key], "std_scale": float(stored["scale"])}
         return {**calib, **{f"sampling_{k}": v for k, v in settings.items()}}
 

@@ -121,6 +121,8 @@ def test_calibration_survives_save_and_load_and_reconstruct_applies_it(
     sampled = [r for r in records if "within_2std" in r]
     assert sampled and all(r["std_scale"] == pytest.approx(stored["scale"]) for r in sampled)
     assert all(r["within_2std"] >= r["within_2std_uncalibrated"] for r in sampled)
+    # the ceiling depends on the errors only: one value, no "before" copy
+    assert all("corr_ceiling" in r and "corr_ceiling_uncalibrated" not in r for r in sampled)
     assert (report / "calibration.png").read_bytes()[:4] == b"\x89PNG"
     png = (recon / "example4d_uncertainty.png").read_bytes()  # colour bars: an RGBA figure
     width, height, depth, colour = struct.unpack(">IIBB", png[16:26])
