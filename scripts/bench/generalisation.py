@@ -178,13 +178,62 @@ def simulate(magnitude: np.ndarray, domain_index: int, coils: int, noise: float
     """``(kspace (slices, coils, ky, kx) complex64, target (slices, ky, kx) float32)``."""
     from mrirecon.physics.simulate import measure
 
-    rng = np.random.default_rng(np.random.SeedSequence([SEED, domain_index, coils]))
+    rng = suite_rng(domain_index, coils)
     shape = (magnitude.shape[1], magnitude.shape[2])
     maps = coil_maps(shape, coils, rng)
     phase = torch.stack([image_phase(shape, rng) for _ in range(magnitude.shape[0])])
     image = torch.polar(torch.as_tensor(magnitude, dtype=torch.float64), phase)
     kspace, target = measure(image, maps, noise * float(magnitude.max()), rng)
     return kspace.to(torch.complex64).numpy(), target.to(torch.float32).numpy()
+
+
+def suite_rng(domain_index: int, coils: int) -> np.random.Generator:
+    """The generator a suite file draws its coils, phase and noise from (``ORDER[domain]``)."""
+    return np.random.default_rng(np.random.SeedSequence([SEED, domain_index, coils]))
+
+
+def true_maps(domain: str, coils: int, shape: tuple[int, int]) -> torch.Tensor:
+    """The coil maps that made a suite file (its first draws from :func:`suite_rng`)."""
+    return coil_maps(shape, coils, suite_rng(ORDER[domain], coils))
+
+
+def noiseless_target(path: Path, sources: Path) -> np.ndarray:
+    """The noise-free reference of suite file ``path``, regenerated from ``sources``.
+
+    :func:`simulate` draws the coils and phase before the noise, so with the noise set to 0 it
+    gives the file's image without the noise the suite added (the EPI source is itself a real,
+    noisy acquisition; its own noise stays): ``|x|`` for several coils (their RSS is 1), ``|S
+    x|`` for one. The file's own (noisy) reference is regenerated as well and must match it, so
+    a file built from other sources or by another suite version is an error, not a wrong
+    reference.
+
+    Raises
+    ------
+    InputFileError
+        Not a file of this suite, a missing source, or a file its sources do not reproduce.
+    """
+    from mrirecon.errors import InputFileError
+    from mrirecon.io.fastmri_h5 import read_kspace
+
+    scan = read_kspace(path)
+    provenance = scan.provenance
+    if provenance.get("suite") != SUITE or provenance.get("domain") not in DOMAINS:
+        raise InputFileError(path, f"not a {SUITE} suite file (no suite domain in its "
+                             "provenance)")
+    domain, coils = provenance["domain"], int(provenance["coils"])
+    loader, source, noise = DOMAINS[domain]
+    if not (sources / source).is_file():
+        raise InputFileError(sources / source, f"missing source of {path.name}; run "
+                             "scripts/fetch_training_data.sh first")
+    data = loader(sources)[0]
+    magnitude = data / data.max()
+    stored = np.asarray(next(iter(scan.targets.values()))[:], dtype=np.float32)
+    noisy = simulate(magnitude, ORDER[domain], coils, noise)[1]
+    if noisy.shape != stored.shape or not np.allclose(noisy, stored, rtol=1e-4,
+                                                      atol=1e-6 * float(stored.max())):
+        raise InputFileError(path, f"{sources / source} does not reproduce its reference "
+                             "(rebuild the suite from these sources)")
+    return simulate(magnitude, ORDER[domain], coils, 0.0)[1]
 
 
 def write_file(out: Path, domain: str, coils: int, image: Image, overwrite: bool) -> dict:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
@@ -317,3 +318,87 @@ def test_adapt_trace_scores_every_check_against_the_holdout_floor(simulated_scan
         run("bench/adapt.py", str(suite), "--files", "epi_c01.h5", "--steps", "1",
             "--markdown", str(tmp_path / "epi_c01.h5.md"))
     assert "output exists; pass --overwrite" in refused.value.stderr
+
+
+@pytest.fixture()
+def mini_suite(generalisation, tmp_path):
+    """``(suite, sources, magnitude)``: the suite's MR_small file with 4 coils, built by
+    ``generalisation.write_file`` from a sources folder holding pydicom's MR_small.dcm, and the
+    magnitude it was simulated from (scaled to max 1)."""
+    from pydicom.data import get_testdata_file
+
+    sources, suite = tmp_path / "sources", tmp_path / "suite"
+    sources.mkdir()
+    suite.mkdir()
+    shutil.copy(get_testdata_file("MR_small.dcm", download=False),
+                sources / "pydicom_MR_small.dcm")
+    image = generalisation.mr_small(sources)
+    generalisation.write_file(suite / "mr-small_c04.h5", "mr-small", 4, image, False)
+    return suite, sources, image[0] / image[0].max()
+
+
+def test_noiseless_target_is_the_simulated_image_without_its_noise(generalisation,
+                                                                    mini_suite) -> None:
+    """For several coils (RSS 1) the noise-free reference is the magnitude the file was simulated
+    from; the file's own reference differs from it by about the noise; a file its sources do not
+    reproduce, a missing source and a file outside the suite are one error each."""
+    import h5py
+
+    from mrirecon.errors import InputFileError
+    from mrirecon.io.fastmri_h5 import read_kspace
+
+    suite, sources, magnitude = mini_suite
+    path = suite / "mr-small_c04.h5"
+    clean = generalisation.noiseless_target(path, sources)
+    assert clean.shape == magnitude.shape
+    np.testing.assert_allclose(clean, magnitude, atol=1e-5)
+    noisy = np.asarray(read_kspace(path).targets["reconstruction_rss"][:])
+    rms = float(np.sqrt(np.mean((noisy - clean) ** 2)))
+    noise = generalisation.DOMAINS["mr-small"][2]  # per coil and pixel; RSS of 4 coils
+    assert 0.3 * noise < rms < 3 * noise
+    with h5py.File(path, "r+") as f:
+        f["reconstruction_rss"][0, 10, 10] += 0.5
+    with pytest.raises(InputFileError, match="does not reproduce its reference"):
+        generalisation.noiseless_target(path, sources)
+    with pytest.raises(InputFileError, match="missing source"):
+        generalisation.noiseless_target(path, suite)
+    with pytest.raises(InputFileError, match="not a generalisation.v1 suite file"):
+        generalisation.noiseless_target(_plain(path), sources)
+
+
+def _plain(path: Path) -> Path:
+    """A copy of ``path`` without the suite's provenance."""
+    import h5py
+
+    copy = path.with_name("plain.h5")
+    shutil.copy(path, copy)
+    with h5py.File(copy, "r+") as f:
+        prov = json.loads(f.attrs["mrirecon_provenance"])
+        prov.pop("suite")
+        f.attrs["mrirecon_provenance"] = json.dumps(prov)
+    return copy
+
+
+def test_adapt_bench_scores_against_the_noise_free_image_with_sources(mini_suite,
+                                                                      tiny_checkpoints,
+                                                                      tmp_path) -> None:
+    """``adapt.py --sources``: every row also scored against the noise-free image (its own gain
+    column), every check of the trace too, and the floor with the suite's true coil maps, which
+    leaves only the noise outside their span."""
+    suite, sources, _ = mini_suite
+    data = run("bench/adapt.py", str(suite), "--model", str(tiny_checkpoints["irim"]),
+               "--accel", "2", "--steps", "5", "--trace", "--patience", "100",
+               "--sources", str(sources), "--threads", "1",
+               "--markdown", str(tmp_path / "clean.md"))
+    shipped, adapted = data["results"]
+    assert data["settings"]["sources"] == str(sources)
+    for row in (shipped, adapted):
+        assert math.isfinite(row["psnr_clean"]) and row["psnr_clean"] != row["psnr"]
+    assert adapted["gain_clean_db"] == pytest.approx(adapted["psnr_clean"]
+                                                     - shipped["psnr_clean"], abs=2e-3)
+    trace = adapted["trace"]
+    assert trace[0]["psnr_clean"] == shipped["psnr_clean"]
+    assert adapted["psnr_clean_at_lowest_loss"] in [c["psnr_clean"] for c in trace]
+    assert adapted["best_psnr_clean_on_curve"] == max(c["psnr_clean"] for c in trace)
+    assert 0 < adapted["holdout_floor_true_maps"]
+    assert "noise-free at lowest loss" in (tmp_path / "clean.md").read_text()
