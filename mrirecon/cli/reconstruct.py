@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from enum import Enum
 from functools import partial
@@ -116,6 +115,10 @@ _AdaptMinutes = Annotated[float | None, typer.Option(
 _AdaptLr = Annotated[float | None, typer.Option(
     "--adapt-lr", help="Adam learning rate of the adaptation \\[default: 1e-4].",
     show_default=False)]
+_AdaptMinGain = Annotated[float | None, typer.Option(
+    "--adapt-min-gain", help="Relative drop of the held-back loss that a check must make to be "
+    "kept and to reset the patience \\[default: 0.01; larger is more conservative].",
+    show_default=False)]
 
 
 class AdaptPer(str, Enum):
@@ -161,6 +164,7 @@ def reconstruct_command(
     adapt: _Adapt = None,
     adapt_minutes: _AdaptMinutes = None,
     adapt_lr: _AdaptLr = None,
+    adapt_min_gain: _AdaptMinGain = None,
     adapt_per: _AdaptPer = AdaptPer.VOLUME,
     save_adapted: _SaveAdapted = False,
     json_out: _JsonOut = False,
@@ -195,8 +199,8 @@ def reconstruct_command(
             raise InvalidParameterError(f"--mask {mask_file} fixes the sampling; "
                                         f"{' and '.join(drawn)} would be ignored: drop "
                                         f"{'them' if len(drawn) > 1 else 'it'}")
-    adaptation = _adapt_options(adapt, adapt_minutes, adapt_lr, adapt_per, save_adapted,
-                                method, samples, seed)
+    adaptation = _adapt_options(adapt, adapt_minutes, adapt_lr, adapt_min_gain, adapt_per,
+                                save_adapted, method, samples, seed)
     options = MaskOptions(kind=mask_kind or MaskKind.RANDOM,
                           acceleration=4.0 if accel is None else accel,
                           center_fraction=center_fraction,
@@ -234,12 +238,14 @@ def reconstruct_command(
     return 1 if failed else 0
 
 
-def _adapt_options(steps: int | None, minutes: float | None, lr: float | None, per: AdaptPer,
-                   save: bool, method: Method | None, samples: int | None, seed: int) -> Any:
+def _adapt_options(steps: int | None, minutes: float | None, lr: float | None,
+                   min_gain: float | None, per: AdaptPer, save: bool, method: Method | None,
+                   samples: int | None, seed: int) -> Any:
     """The :class:`~mrirecon.train.adapt.AdaptOptions` the flags ask for, or ``None``."""
     if steps is None:
         given = [flag for flag, on in (("--adapt-minutes", minutes is not None),
                                        ("--adapt-lr", lr is not None),
+                                       ("--adapt-min-gain", min_gain is not None),
                                        ("--adapt-per", per is not AdaptPer.VOLUME),
                                        ("--save-adapted", save)) if on]
         if given:
@@ -258,9 +264,10 @@ def _adapt_options(steps: int | None, minutes: float | None, lr: float | None, p
                                     "slice makes one per slice")
     from mrirecon.train.adapt import AdaptOptions
 
-    options = AdaptOptions(steps=steps, minutes=minutes, per_slice=per is AdaptPer.SLICE,
-                           seed=seed)
-    return options if lr is None else dataclasses.replace(options, lr=lr)
+    given = {name: value for name, value in (("lr", lr), ("min_gain", min_gain))
+             if value is not None}
+    return AdaptOptions(steps=steps, minutes=minutes, per_slice=per is AdaptPer.SLICE,
+                        seed=seed, **given)
 
 
 def _adapting(reconstructor: Any, options: Any) -> Any:

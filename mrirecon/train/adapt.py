@@ -86,7 +86,7 @@ class AdaptOptions:
     theta_weight: float = 0.5
     check_every: int = 5
     patience: int = 3
-    min_gain: float = 0.05
+    min_gain: float = 0.01
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -100,7 +100,8 @@ class AdaptOptions:
                   ("patience", self.patience >= 1), ("min_gain", self.min_gain >= 0)]
         for name, ok in checks:
             if not ok:
-                what = "--adapt-lr" if name == "lr" else f"adaptation {name}"
+                what = {"lr": "--adapt-lr", "min_gain": "--adapt-min-gain"}.get(
+                    name, f"adaptation {name}")
                 raise InvalidParameterError(f"{what} is out of range: {getattr(self, name)}")
 
     def record(self) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Scan-specific adaptation (``mrirecon reconstruct --adapt``) on the validation suite.
 
     python scripts/bench/adapt.py SUITE_DIR [--model default] [--files GLOB ...]
-        [--accel 4,8] [--steps 20,50,100] [--lr LR] [--patience N] [--trace]
+        [--accel 4,8] [--steps 20,50,100] [--lr LR] [--patience N] [--min-gain G] [--trace]
         [--sources data/sources] [--threads 2]
         [--json-out FILE] [--markdown FILE] [--overwrite]
 
@@ -241,6 +241,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="adaptation learning rate [default: --adapt's]")
     parser.add_argument("--patience", type=int, default=AdaptOptions(steps=1).patience,
                         help="checks without a gain before stopping [default: --adapt's]")
+    parser.add_argument("--min-gain", type=float, default=AdaptOptions(steps=1).min_gain,
+                        help="relative drop of the hold-out loss that counts as a gain "
+                        "[default: --adapt's]")
     parser.add_argument("--trace", action="store_true",
                         help="record PSNR, hold-out loss and its floor at every check")
     parser.add_argument("--sources", type=Path, default=None,
@@ -261,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     clean = ({} if args.sources is None else
              {p: generalisation.noiseless_target(p, args.sources) for p in files})
     learned = load_reconstructor(args.model, device=device)
-    options = AdaptOptions(steps=1, seed=args.seed, lr=args.lr, patience=args.patience)
+    options = AdaptOptions(steps=1, seed=args.seed, lr=args.lr, patience=args.patience,
+                           min_gain=args.min_gain)
     rows: list[dict[str, Any]] = []
     for path in files:
         for accel in args.accel:
@@ -276,7 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     columns = COLUMNS + extra + [("stopped", "stopped"), ("s_per_slice", "s/slice")]
     settings = {"suite": str(args.suite), "model": args.model, "accel": args.accel,
                 "steps": args.steps, "seed": args.seed, "lr": args.lr,
-                "patience": args.patience, "trace": args.trace,
+                "patience": args.patience, "min_gain": args.min_gain,
+                "trace": args.trace,
                 "sources": None if args.sources is None else str(args.sources),
                 "adapt_defaults": AdaptOptions(steps=1).record()}
     report = {"benchmark": "adapt", "machine": _common.machine(device), "settings": settings,

@@ -237,14 +237,21 @@ def noiseless_target(path: Path, sources: Path) -> np.ndarray:
 
 
 def write_file(out: Path, domain: str, coils: int, image: Image, overwrite: bool) -> dict:
-    """Simulate one suite file and write it with :func:`mrirecon.simulation.write_simulated`."""
+    """Simulate one suite file and write it with :func:`mrirecon.simulation.write_simulated`.
+
+    Its record in ``suite.json`` carries ``reference_psnr_noise_free``: the PSNR of the file's
+    fully sampled (noisy) reference against the image without the suite's noise, which bounds
+    what a score against that reference can tell apart.
+    """
     from mrirecon.data import Volume
+    from mrirecon.metrics import psnr
     from mrirecon.simulation import write_simulated
 
     _, source, noise = DOMAINS[domain]
     index = ORDER[domain]
     data, affine, header = image
     kspace, target = simulate(data / data.max(), index, coils, noise)
+    clean = simulate(data / data.max(), index, coils, 0.0)[1]
     slices, _, rows, cols = kspace.shape
     volume = Volume(data=data, affine=affine, header=header or {}, source=source)
     simulation = {"seed": [SEED, index, coils], "noise": noise, "coils": coils,
@@ -254,7 +261,8 @@ def write_file(out: Path, domain: str, coils: int, image: Image, overwrite: bool
                     provenance={"suite": SUITE, "domain": domain, "coils": coils,
                                 "source_file": source})
     return {"file": out.name, "domain": domain, "coils": coils, "slices": slices,
-            "matrix": [rows, cols], "source": source, "noise": noise}
+            "matrix": [rows, cols], "source": source, "noise": noise,
+            "reference_psnr_noise_free": round(psnr(clean, target), 2)}
 
 
 def build(args: argparse.Namespace) -> None:

@@ -322,9 +322,9 @@ def test_adapt_trace_scores_every_check_against_the_holdout_floor(simulated_scan
 
 @pytest.fixture()
 def mini_suite(generalisation, tmp_path):
-    """``(suite, sources, magnitude)``: the suite's MR_small file with 4 coils, built by
-    ``generalisation.write_file`` from a sources folder holding pydicom's MR_small.dcm, and the
-    magnitude it was simulated from (scaled to max 1)."""
+    """``(suite, sources, magnitude, record)``: the suite's MR_small file with 4 coils, built by
+    ``generalisation.write_file`` from a sources folder holding pydicom's MR_small.dcm, the
+    magnitude it was simulated from (scaled to max 1) and its ``suite.json`` record."""
     from pydicom.data import get_testdata_file
 
     sources, suite = tmp_path / "sources", tmp_path / "suite"
@@ -333,21 +333,23 @@ def mini_suite(generalisation, tmp_path):
     shutil.copy(get_testdata_file("MR_small.dcm", download=False),
                 sources / "pydicom_MR_small.dcm")
     image = generalisation.mr_small(sources)
-    generalisation.write_file(suite / "mr-small_c04.h5", "mr-small", 4, image, False)
-    return suite, sources, image[0] / image[0].max()
+    record = generalisation.write_file(suite / "mr-small_c04.h5", "mr-small", 4, image, False)
+    return suite, sources, image[0] / image[0].max(), record
 
 
 def test_noiseless_target_is_the_simulated_image_without_its_noise(generalisation,
                                                                     mini_suite) -> None:
     """For several coils (RSS 1) the noise-free reference is the magnitude the file was simulated
-    from; the file's own reference differs from it by about the noise; a file its sources do not
-    reproduce, a missing source and a file outside the suite are one error each."""
+    from; the file's own reference differs from it by about the noise (its suite.json record
+    says by how many dB); a file its sources do not reproduce, a missing source and a file
+    outside the suite are one error each."""
     import h5py
 
     from mrirecon.errors import InputFileError
     from mrirecon.io.fastmri_h5 import read_kspace
+    from mrirecon.metrics import psnr
 
-    suite, sources, magnitude = mini_suite
+    suite, sources, magnitude, record = mini_suite
     path = suite / "mr-small_c04.h5"
     clean = generalisation.noiseless_target(path, sources)
     assert clean.shape == magnitude.shape
@@ -356,6 +358,7 @@ def test_noiseless_target_is_the_simulated_image_without_its_noise(generalisatio
     rms = float(np.sqrt(np.mean((noisy - clean) ** 2)))
     noise = generalisation.DOMAINS["mr-small"][2]  # per coil and pixel; RSS of 4 coils
     assert 0.3 * noise < rms < 3 * noise
+    assert record["reference_psnr_noise_free"] == pytest.approx(psnr(clean, noisy), abs=0.01)
     with h5py.File(path, "r+") as f:
         f["reconstruction_rss"][0, 10, 10] += 0.5
     with pytest.raises(InputFileError, match="does not reproduce its reference"):
@@ -385,7 +388,7 @@ def test_adapt_bench_scores_against_the_noise_free_image_with_sources(mini_suite
     """``adapt.py --sources``: every row also scored against the noise-free image (its own gain
     column), every check of the trace too, and the floor with the suite's true coil maps, which
     leaves only the noise outside their span."""
-    suite, sources, _ = mini_suite
+    suite, sources, _, _ = mini_suite
     data = run("bench/adapt.py", str(suite), "--model", str(tiny_checkpoints["irim"]),
                "--accel", "2", "--steps", "5", "--trace", "--patience", "100",
                "--sources", str(sources), "--threads", "1",
