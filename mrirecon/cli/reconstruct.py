@@ -264,10 +264,10 @@ def _adapt_options(steps: int | None, minutes: float | None, lr: float | None,
                                     "slice makes one per slice")
     from mrirecon.train.adapt import AdaptOptions
 
-    given = {name: value for name, value in (("lr", lr), ("min_gain", min_gain))
-             if value is not None}
-    return AdaptOptions(steps=steps, minutes=minutes, per_slice=per is AdaptPer.SLICE,
-                        seed=seed, **given)
+    defaults = AdaptOptions(steps=steps)
+    return AdaptOptions(steps=steps, minutes=minutes, per_slice=per is AdaptPer.SLICE, seed=seed,
+                        lr=defaults.lr if lr is None else lr,
+                        min_gain=defaults.min_gain if min_gain is None else min_gain)
 
 
 def _adapting(reconstructor: Any, options: Any) -> Any:

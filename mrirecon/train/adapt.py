@@ -41,7 +41,8 @@ from mrirecon.sampling.seeding import rng
 from mrirecon.sampling.ssdu import split_mask
 from mrirecon.train.objective import ssdu_inputs
 
-__all__ = ["CHECK_SLICES", "AdaptOptions", "AdaptingReconstructor", "adapt", "holdout_split"]
+__all__ = ["CHECK_SLICES", "AdaptOptions", "AdaptingReconstructor", "EarlyStopping", "adapt",
+           "holdout_split"]
 
 #: Slices a per-volume check scores (evenly spaced through the volume).
 CHECK_SLICES = 4
@@ -133,6 +134,32 @@ class _Scan:
         return total / len(slices)
 
 
+class EarlyStopping:
+    """The rule :func:`adapt` keeps weights and stops by, one hold-out check at a time.
+
+    A check whose loss is below the kept one's by at least ``min_gain`` (relative) is kept and
+    resets the count; any other adds one, and after ``patience`` of them the adaptation stops.
+    ``scripts/bench/adapt.py --replay`` replays it on a trace's recorded checks.
+    """
+
+    def __init__(self, first: float, min_gain: float, patience: int) -> None:
+        self.best_loss, self.best_step, self.stale = first, 0, 0
+        self.min_gain, self.patience = min_gain, patience
+
+    def update(self, step: int, loss: float) -> bool:
+        """Record the check at ``step``; whether its weights are now the kept ones."""
+        if loss < self.best_loss * (1 - self.min_gain):
+            self.best_loss, self.best_step, self.stale = loss, step, 0
+            return True
+        self.stale += 1
+        return False
+
+    @property
+    def done(self) -> bool:
+        """``patience`` checks in a row without a gain."""
+        return self.stale >= self.patience
+
+
 def _split(mask: torch.Tensor, fraction: float, seed: int,
            *keys: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``(theta, lam)`` of a mask as tensors on its device."""
@@ -200,10 +227,11 @@ def adapt(model: nn.Module, kspace: torch.Tensor, mask: torch.Tensor,
     for p in work.parameters():
         p.requires_grad_(True)
     optimiser = torch.optim.Adam(work.parameters(), lr=options.lr)
-    best_loss = first = scan.check_loss(work, check)
+    first = scan.check_loss(work, check)
+    rule = EarlyStopping(first, options.min_gain, options.patience)
     checks = [[0, round(first, 6)]]
     best_state = copy.deepcopy(work.state_dict())
-    best_step, stale, stopped, step = 0, 0, "steps", 0
+    stopped, step = "steps", 0
     order = rng(seed, 2)
     limit = math.inf if options.minutes is None else 60.0 * options.minutes
     while step < options.steps:
@@ -224,21 +252,18 @@ def adapt(model: nn.Module, kspace: torch.Tensor, mask: torch.Tensor,
             continue
         current = scan.check_loss(work, check)
         checks.append([step, round(current, 6)])
-        if current < best_loss * (1 - options.min_gain):
-            best_loss, best_step, stale = current, step, 0
+        if rule.update(step, current):
             best_state = copy.deepcopy(work.state_dict())
-        else:
-            stale += 1
         if on_check is not None:
             on_check(step, best_state, work)
-        if stale >= options.patience:
+        if rule.done:
             stopped = "early stopping"
             break
     work.load_state_dict(best_state)
     for p in work.parameters():
         p.requires_grad_(False)
-    return work.eval(), {"steps_taken": step, "best_step": best_step, "stopped": stopped,
-                         "holdout_loss": [round(first, 6), round(best_loss, 6)],
+    return work.eval(), {"steps_taken": step, "best_step": rule.best_step, "stopped": stopped,
+                         "holdout_loss": [round(first, 6), round(rule.best_loss, 6)],
                          "checks": checks,
                          "seconds": round(time.perf_counter() - start, 3)}
 

@@ -390,9 +390,9 @@ def test_adapt_bench_scores_against_the_noise_free_image_with_sources(mini_suite
     leaves only the noise outside their span."""
     suite, sources, _, _ = mini_suite
     data = run("bench/adapt.py", str(suite), "--model", str(tiny_checkpoints["irim"]),
-               "--accel", "2", "--steps", "5", "--trace", "--patience", "100",
+               "--accel", "2", "--steps", "10", "--trace", "--patience", "100",
                "--sources", str(sources), "--threads", "1",
-               "--markdown", str(tmp_path / "clean.md"))
+               "--markdown", str(tmp_path / "clean.md"), "--json-out", str(tmp_path / "t.json"))
     shipped, adapted = data["results"]
     assert data["settings"]["sources"] == str(sources)
     for row in (shipped, adapted):
@@ -405,3 +405,39 @@ def test_adapt_bench_scores_against_the_noise_free_image_with_sources(mini_suite
     assert adapted["best_psnr_clean_on_curve"] == max(c["psnr_clean"] for c in trace)
     assert 0 < adapted["holdout_floor_true_maps"]
     assert "noise-free at lowest loss" in (tmp_path / "clean.md").read_text()
+    # replaying the bench's own rule on its trace keeps the step the adaptation kept
+    gain = str(data["settings"]["min_gain"])
+    replayed = run("bench/adapt_replay.py", str(tmp_path / "t.json"), "--min-gain", gain,
+                   "--patience", "100")["runs"][0]["cells"][0]
+    assert replayed["kept_step"] == adapted["best_step"] and replayed["truncated"]
+    assert replayed["gain_clean_db"] == pytest.approx(adapted["gain_clean_db"], abs=2e-3)
+
+
+def test_adapt_replay_applies_the_early_stopping_rule_to_recorded_checks(tmp_path) -> None:
+    """A hand-made trace: the check each (min gain, patience) keeps, whether the trace ran out
+    first, the gains of the kept check and the summary; a report without a trace is one line."""
+    losses = [1.0, 0.995, 0.98, 0.985, 0.99, 0.97]
+    trace = [{"step": 5 * i, "holdout_loss": loss, "psnr": 30.0 + i, "psnr_clean": 31.0 - i}
+             for i, loss in enumerate(losses)]
+    report = {"benchmark": "adapt", "results": [
+        {"domain": "natural", "coils": 8, "R": 4.0, "steps": 0},
+        {"domain": "natural", "coils": 8, "R": 4.0, "steps": 25, "trace": trace}]}
+    path = tmp_path / "trace.json"
+    path.write_text(json.dumps(report))
+    data = run("bench/adapt_replay.py", str(path), "--min-gain", "0,0.01,0.05",
+               "--patience", "2,10")
+    kept = {(r["min_gain"], r["patience"]): r["cells"][0] for r in data["runs"]}
+    # 0: 0.995 and 0.98 are gains, then two without -> stop at 20 keeping 10
+    assert kept[0.0, 2]["kept_step"] == 10 and not kept[0.0, 2]["truncated"]
+    # 1%: 0.995 is not a gain, 0.98 is; patience 2 stops at 20, before 0.97 (< 0.98 * 0.99)
+    assert kept[0.01, 2]["kept_step"] == 10 and kept[0.01, 10]["kept_step"] == 25
+    assert kept[0.01, 10]["truncated"] and kept[0.05, 10]["kept_step"] == 0
+    assert kept[0.01, 2]["gain_db"] == 2.0 and kept[0.01, 2]["gain_clean_db"] == -2.0
+    line = next(x for x in data["summary"] if x["min_gain"] == 0.01 and x["patience"] == 2)
+    assert line["changed"] == 1 and line["at_least_1db"] == 1
+    assert line["below_minus_0_2db_clean"] == 1
+    (tmp_path / "plain.json").write_text(json.dumps({"benchmark": "adapt", "results": []}))
+    with pytest.raises(subprocess.CalledProcessError) as refused:
+        run("bench/adapt_replay.py", str(tmp_path / "plain.json"))
+    assert refused.value.stderr.strip() == (f"error: {tmp_path / 'plain.json'}: no traced "
+                                            "cells: write it with scripts/bench/adapt.py --trace")
