@@ -1,6 +1,7 @@
 """Out-of-distribution validation suite: simulated fastMRI files, and how methods do on them.
 
     python scripts/bench/generalisation.py build OUT_DIR [--sources data/sources] [--overwrite]
+    python scripts/bench/generalisation.py noise-free SUITE_DIR OUT_DIR [--sources data/sources]
     python scripts/bench/generalisation.py run SUITE_DIR [--model CKPT ...] [--methods cs]
         [--accel 4,8] [--mask-repeats 4] [--files GLOB] [--samples N]
         [--reference-model LABEL] [--json-out FILE] [--markdown FILE]
@@ -10,6 +11,11 @@
 in :data:`DOMAINS`. Unlike training (random birdcage/loop coils and phase), coils are loops on
 an ellipse (:func:`coil_maps`), the phase is :func:`image_phase`, and everything is drawn from
 ``SeedSequence([20261202, domain index, coils])``.
+
+``noise-free`` copies a suite with every reference replaced by the image without the suite's
+noise (:func:`noiseless_target`), so ``run`` and the other benchmarks score against it; the
+fastMRI references, the RSS of the noisy coil images, are as noisy as ``suite.json``'s
+``reference_psnr_noise_free`` says.
 
 ``run`` sweeps the files with :func:`mrirecon.evaluate.sweep` (random masks, fastMRI centre
 fractions, ``--mask-repeats`` seeds; one sweep per ``--model``, labelled by its file stem) and
@@ -287,6 +293,45 @@ def build(args: argparse.Namespace) -> None:
              "domains": {d: {"source": s, "noise": n} for d, (_, s, n) in DOMAINS.items()},
              "sources": {s: hashlib.sha256((sources / s).read_bytes()).hexdigest() for s in used}}
     text = json.dumps(suite, indent=2)
+    with atomic_path(out / "suite.json", args.overwrite) as tmp:
+        tmp.write_text(text + "\n")
+    print(text)
+
+
+def noise_free(args: argparse.Namespace) -> None:
+    """Copy a suite with each file's reference replaced by its noise-free image.
+
+    The k-space is the file's own; only the reference (and its ``max``/``norm``) changes, and
+    the provenance and ``suite.json`` say so (``"reference": "noise-free"``), so ``run``,
+    ``mrirecon evaluate`` and ``scripts/bench/adapt.py`` score against the image without the
+    suite's noise unchanged.
+    """
+    import shutil
+
+    import h5py
+
+    from mrirecon.fileutil import atomic_path, check_writable
+
+    suite, out, sources = Path(args.suite_dir), Path(args.out_dir), Path(args.sources)
+    index_path = suite / "suite.json"
+    if not index_path.is_file():
+        raise SystemExit(f"error: {index_path}: file not found (build the suite first)")
+    index = json.loads(index_path.read_text())
+    names = [f["file"] for f in index["files"]]
+    check_writable([*(out / n for n in names), out / "suite.json"], args.overwrite)
+    for name in names:
+        _common.progress(f"{name}: noise-free reference")
+        clean = noiseless_target(suite / name, sources)
+        with atomic_path(out / name, args.overwrite) as tmp:
+            shutil.copyfile(suite / name, tmp)
+            with h5py.File(tmp, "r+") as f:
+                key = next(k for k in f if k.startswith("reconstruction_"))
+                f[key][...] = clean
+                f.attrs["max"], f.attrs["norm"] = float(clean.max()), float(np.linalg.norm(clean))
+                provenance = json.loads(f.attrs["mrirecon_provenance"])
+                f.attrs["mrirecon_provenance"] = json.dumps({**provenance,
+                                                             "reference": "noise-free"})
+    text = json.dumps({**index, "reference": "noise-free", "from": str(suite)}, indent=2)
     with atomic_path(out / "suite.json", args.overwrite) as tmp:
         tmp.write_text(text + "\n")
     print(text)
@@ -636,6 +681,12 @@ def main() -> None:
     b.add_argument("--sources", default="data/sources",
                    help="what scripts/fetch_training_data.sh wrote [default: data/sources]")
     b.add_argument("--overwrite", action="store_true", help="replace existing suite files")
+    n = commands.add_parser("noise-free", help="copy a suite with noise-free references")
+    n.add_argument("suite_dir", metavar="SUITE_DIR")
+    n.add_argument("out_dir", metavar="OUT_DIR")
+    n.add_argument("--sources", default="data/sources",
+                   help="the sources the suite was built from [default: data/sources]")
+    n.add_argument("--overwrite", action="store_true", help="replace existing files")
     r = commands.add_parser("run", help="score methods and models on the suite (JSON)")
     r.add_argument("suite_dir", metavar="SUITE_DIR")
     r.add_argument("--model", action="append", default=[], metavar="CKPT",
@@ -658,7 +709,7 @@ def main() -> None:
     _common.add_common_arguments(r)
     args = parser.parse_args()
     try:
-        (build if args.command == "build" else run)(args)
+        {"build": build, "noise-free": noise_free, "run": run}[args.command](args)
     except MriReconError as exc:  # an expected failure: one line, no traceback
         raise SystemExit(f"error: {exc}") from None
 

@@ -369,6 +369,30 @@ def test_noiseless_target_is_the_simulated_image_without_its_noise(generalisatio
         generalisation.noiseless_target(_plain(path), sources)
 
 
+def test_noise_free_suite_copy_swaps_only_the_reference(mini_suite, tmp_path) -> None:
+    """``generalisation.py noise-free``: the same k-space, the noise-free image as reference
+    (with its max and norm), provenance and suite.json saying so; no overwrite without asking."""
+    import h5py
+
+    suite, sources, magnitude, record = mini_suite
+    (suite / "suite.json").write_text(json.dumps({"suite": "generalisation.v1",
+                                                  "files": [record]}))
+    out = tmp_path / "clean"
+    index = run("bench/generalisation.py", "noise-free", str(suite), str(out),
+                "--sources", str(sources))
+    assert index["reference"] == "noise-free" and index["files"] == [record]
+    with h5py.File(suite / record["file"]) as noisy, h5py.File(out / record["file"]) as clean:
+        np.testing.assert_array_equal(noisy["kspace"][:], clean["kspace"][:])
+        np.testing.assert_allclose(clean["reconstruction_rss"][:], magnitude, atol=1e-5)
+        assert clean.attrs["max"] == pytest.approx(float(magnitude.max()), rel=1e-5)
+        assert json.loads(clean.attrs["mrirecon_provenance"])["reference"] == "noise-free"
+    assert json.loads((out / "suite.json").read_text())["reference"] == "noise-free"
+    with pytest.raises(subprocess.CalledProcessError) as refused:
+        run("bench/generalisation.py", "noise-free", str(suite), str(out), "--sources",
+            str(sources))
+    assert "exists" in refused.value.stderr and len(refused.value.stderr.splitlines()) == 1
+
+
 def _plain(path: Path) -> Path:
     """A copy of ``path`` without the suite's provenance."""
     import h5py
