@@ -267,6 +267,19 @@ def write_reports(outputs: Sequence[tuple[Any, str]], overwrite: bool) -> None:
                 tmp.write_text(text, encoding="utf-8")
 
 
+def publish(report: dict[str, Any], table: str, json_out: Any, markdown: Any,
+            overwrite: bool) -> None:
+    """Print ``report`` as JSON on stdout and ``table`` on stderr (or to ``markdown``).
+
+    ``report`` goes to ``json_out`` as well, both through :func:`write_reports`.
+    """
+    text = json.dumps(report, indent=2)
+    print(text)
+    write_reports([(json_out, text + "\n"), (markdown, table)], overwrite)
+    if not markdown:
+        print(table, file=sys.stderr, end="")
+
+
 def emit(benchmark: str, device: torch.device, settings: dict[str, Any],
          results: list[dict[str, Any]], columns: Sequence[Column], **extra: Any) -> None:
     """Print the report as JSON on stdout and its results as markdown on stderr.

@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import copy
 import fnmatch
-import json
 import sys
 import time
 from dataclasses import replace
@@ -286,16 +285,12 @@ def main(argv: list[str] | None = None) -> int:
                 "adapt_defaults": AdaptOptions(steps=1).record()}
     report = {"benchmark": "adapt", "machine": _common.machine(device), "settings": settings,
               "results": rows, "notes": [NOTE]}
-    text = json.dumps(report, indent=2)
     table = _common.markdown_table(rows, columns)
     if args.trace:
         table += "\n\n" + _common.markdown_table(
             trace_rows(rows), TRACE_COLUMNS + (CLEAN_TRACE_COLUMNS if args.sources else []))
     table += f"\n\nnote: {NOTE}\n"
-    print(text)
-    _common.write_reports([(args.json_out, text + "\n"), (args.markdown, table)], args.overwrite)
-    if not args.markdown:
-        print(table, file=sys.stderr, end="")
+    _common.publish(report, table, args.json_out, args.markdown, args.overwrite)
     return 0
 
 

@@ -114,12 +114,8 @@ def main(argv: list[str] | None = None) -> int:
                         "from magnitude images"]}
     columns = SUMMARY_COLUMNS + ([(f"{k}_clean", f"{h}, noise-free") for k, h in
                                   SUMMARY_COLUMNS[3:]] if clean else [])
-    text = json.dumps(report, indent=2)
     table = _common.markdown_table(summary, columns) + "\n"
-    print(text)
-    _common.write_reports([(args.json_out, text + "\n"), (args.markdown, table)], args.overwrite)
-    if not args.markdown:
-        print(table, file=sys.stderr, end="")
+    _common.publish(report, table, args.json_out, args.markdown, args.overwrite)
     return 0
 
 

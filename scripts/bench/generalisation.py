@@ -664,13 +664,10 @@ def run(args: argparse.Namespace) -> None:
                         "gain_vs_zero_filled": summary,
                         "calibration": {"cells": calib, "summary": calib_summary},
                         "targets": checks, "notes": notes, "records": records})
-    text, table = json.dumps(report, indent=2), markdown(rows, summary, columns)
+    table = markdown(rows, summary, columns)
     if calib:
         table += calibration_markdown(calib, checks)
-    print(text)
-    _common.write_reports([(args.json_out, text + "\n"), (args.markdown, table)], args.overwrite)
-    if not args.markdown:
-        print(table, file=sys.stderr, end="")
+    _common.publish(report, table, args.json_out, args.markdown, args.overwrite)
 
 
 def main() -> None:
