@@ -1,7 +1,8 @@
 """SSDU from undersampled data only against supervised training on the same data and budget.
 
     python scripts/bench/ssdu.py OUT_DIR --suite SUITE_DIR [--sources data/sources]
-        [--steps 400] [--model irim.v1] [--threads 2] [--overwrite]
+        [--steps 400] [--model irim.v1] [--methods zero-filled,cs] [--score-only]
+        [--threads 2] [--overwrite]
 
 1. Training data (into ``OUT_DIR/data``): 16 axial slices through the middle of the MNI152
    2009a T1 (``scripts/fetch_training_data.sh``, pinned by sha256), k-space simulated at
@@ -15,6 +16,11 @@
    scored from ``last.safetensors`` (no checkpoint selection).
 3. Both checkpoints scored on the validation suite (``scripts/bench/generalisation.py run``, 4x
    and 8x, 4 masks per file, zero-filled and CS alongside), which neither run saw.
+
+``--score-only`` skips 1 and 2 and scores the two checkpoints an earlier run left in
+``OUT_DIR`` (``supervised.safetensors``, ``ssdu.safetensors``) on ``--suite``, for example a
+copy with noise-free references (``generalisation.py noise-free``); ``--methods`` are the
+classical methods scored alongside.
 
 Prints one JSON document (per domain, coil group and R: zero-filled, supervised and SSDU PSNR,
 and SSDU minus supervised; the training commands' settings and seconds) and a markdown table on
@@ -103,19 +109,33 @@ def main(argv: list[str] | None = None) -> int:
                         default=["model_config.steps=4", "model_config.levels=3",
                                  "model_config.hidden=16", "model_config.state_channels=8",
                                  "model_config.grad_hidden=8"])
+    parser.add_argument("--methods", default="zero-filled,cs",
+                        help="classical methods scored alongside [default: zero-filled,cs]")
+    parser.add_argument("--score-only", action="store_true",
+                        help="score the checkpoints an earlier run left in OUT_DIR")
     parser.add_argument("--overwrite", action="store_true")
     _common.add_common_arguments(parser)
     args = parser.parse_args(argv)
     device = _common.setup(args)
-    full, under = build(args.sources, args.out / "data")
-    runs = {kind: run_training(kind, data, args.out / kind, args)
-            for kind, data in (("supervised", full), ("ssdu", under))}
-    for kind in runs:  # the suite labels models by file stem
-        shutil.copyfile(args.out / kind / "last.safetensors", args.out / f"{kind}.safetensors")
-    scored = args.out / "suite.json"
+    if args.score_only:
+        missing = [p for p in (args.out / f"{k}.safetensors" for k in ("supervised", "ssdu"))
+                   if not p.is_file()]
+        if missing:
+            raise SystemExit(f"error: {missing[0]}: file not found (run without --score-only "
+                             "first)")
+        runs: dict[str, Any] = {k: {"checkpoint": str(args.out / f"{k}.safetensors"),
+                                    "trained": "earlier run"} for k in ("supervised", "ssdu")}
+    else:
+        full, under = build(args.sources, args.out / "data")
+        runs = {kind: run_training(kind, data, args.out / kind, args)
+                for kind, data in (("supervised", full), ("ssdu", under))}
+        for kind in runs:  # the suite labels models by file stem
+            shutil.copyfile(args.out / kind / "last.safetensors",
+                            args.out / f"{kind}.safetensors")
+    scored = args.out / f"suite-{args.suite.name}.json"
     bench = Path(__file__).resolve().parent / "generalisation.py"
     command = [sys.executable, str(bench), "run", str(args.suite), "--accel", "4,8",
-               "--methods", "zero-filled,cs", "--mask-repeats", "4",
+               "--methods", args.methods, "--mask-repeats", "4",
                "--model", str(args.out / "supervised.safetensors"),
                "--model", str(args.out / "ssdu.safetensors"),
                "--json-out", str(scored), "--overwrite"]
@@ -142,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
                ("ssdu", "SSDU"),
                ("ssdu_minus_supervised", "SSDU - supervised (dB)")]
     _common.emit("ssdu", device, {"steps": args.steps, "model": args.model,
+                                  "score_only": args.score_only, "methods": args.methods,
                                   "model_config": args.model_config, "source": SOURCE,
                                   "source_sha256": SOURCE_SHA256, "slices": SLICES,
                                   "matrix": MATRIX, "suite": str(args.suite)},

@@ -393,6 +393,36 @@ def test_noise_free_suite_copy_swaps_only_the_reference(mini_suite, tmp_path) ->
     assert "exists" in refused.value.stderr and len(refused.value.stderr.splitlines()) == 1
 
 
+def test_ssdu_bench_scores_earlier_checkpoints_on_another_suite(mini_suite, tiny_checkpoints,
+                                                                tmp_path) -> None:
+    """``ssdu.py --score-only``: no training, the two checkpoints in OUT_DIR scored on the
+    given suite (here one with noise-free references), one row per (domain, coils, R) with
+    the gap; without the checkpoints, one error line."""
+    suite, sources, _, record = mini_suite
+    (suite / "suite.json").write_text(json.dumps({"suite": "generalisation.v1",
+                                                  "files": [record]}))
+    clean = tmp_path / "clean"
+    run("bench/generalisation.py", "noise-free", str(suite), str(clean), "--sources",
+        str(sources))
+    out = tmp_path / "out"
+    out.mkdir()
+    for kind, model in (("supervised", "irim"), ("ssdu", "rim")):
+        shutil.copy(tiny_checkpoints[model], out / f"{kind}.safetensors")
+    data = run("bench/ssdu.py", str(out), "--suite", str(clean), "--score-only", "--methods",
+               "zero-filled", "--threads", "1")
+    assert data["settings"]["score_only"] and not (out / "data").exists()
+    assert {(r["domain"], r["coils"], r["R"]) for r in data["results"]} == {
+        ("mr-small", "multi", 4.0), ("mr-small", "multi", 8.0)}
+    for row in data["results"]:
+        assert row["ssdu_minus_supervised"] == pytest.approx(row["ssdu"] - row["supervised"],
+                                                             abs=1e-3)
+    (out / "ssdu.safetensors").unlink()
+    with pytest.raises(subprocess.CalledProcessError) as refused:
+        run("bench/ssdu.py", str(out), "--suite", str(clean), "--score-only")
+    assert refused.value.stderr.strip().endswith("ssdu.safetensors: file not found (run "
+                                                 "without --score-only first)")
+
+
 def _plain(path: Path) -> Path:
     """A copy of ``path`` without the suite's provenance."""
     import h5py
