@@ -139,7 +139,7 @@ class EarlyStopping:
 
     A check whose loss is below the kept one's by at least ``min_gain`` (relative) is kept and
     resets the count; any other adds one, and after ``patience`` of them the adaptation stops.
-    ``scripts/bench/adapt.py --replay`` replays it on a trace's recorded checks.
+    ``scripts/bench/adapt_replay.py`` replays it on a trace's recorded checks.
     """
 
     def __init__(self, first: float, min_gain: float, patience: int) -> None:
