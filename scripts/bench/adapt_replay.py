@@ -40,6 +40,8 @@ def _csv(kind: type) -> Any:
 
 def traced_cells(path: Path) -> list[dict[str, Any]]:
     """The rows of ``path`` (an ``adapt.py --trace`` report) that carry a trace."""
+    if not path.is_file():
+        raise InputFileError(path, "file not found")
     try:
         report = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
