@@ -267,6 +267,11 @@ def write_reports(outputs: Sequence[tuple[Any, str]], overwrite: bool) -> None:
                 tmp.write_text(text, encoding="utf-8")
 
 
+def csv_of(kind: type) -> Any:
+    """An argparse ``type`` for a comma-separated list of ``kind`` (``"4,8"`` -> ``[4.0, 8.0]``)."""
+    return lambda text: [kind(v) for v in text.split(",") if v.strip()]
+
+
 def publish(report: dict[str, Any], table: str, json_out: Any, markdown: Any,
             overwrite: bool) -> None:
     """Print ``report`` as JSON on stdout and ``table`` on stderr (or to ``markdown``).

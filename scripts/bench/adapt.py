@@ -68,10 +68,6 @@ NOTE = ("all k-space in the suite is simulated from magnitude images; the model 
         "--sources, against the noise-free image it was simulated from")
 
 
-def _csv(kind: type) -> Any:
-    return lambda text: [kind(v) for v in text.split(",") if v]
-
-
 def score(model: torch.nn.Module, kspace: torch.Tensor, mask: torch.Tensor,
           references: dict[str, np.ndarray], size: tuple[int, int]) -> dict[str, float]:
     """Volume PSNR/SSIM of the model's reconstruction (recon-size crop) against each reference.
@@ -234,8 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="default", help="checkpoint to adapt")
     parser.add_argument("--files", action="append", default=None,
                         help="glob(s) of suite file names [default: all]")
-    parser.add_argument("--accel", type=_csv(float), default=[4.0, 8.0])
-    parser.add_argument("--steps", type=_csv(int), default=[20, 50, 100])
+    parser.add_argument("--accel", type=_common.csv_of(float), default=[4.0, 8.0])
+    parser.add_argument("--steps", type=_common.csv_of(int), default=[20, 50, 100])
     parser.add_argument("--lr", type=float, default=AdaptOptions(steps=1).lr,
                         help="adaptation learning rate [default: --adapt's]")
     parser.add_argument("--patience", type=int, default=AdaptOptions(steps=1).patience,

@@ -34,10 +34,6 @@ SUMMARY_COLUMNS = [("min_gain", "min gain"), ("patience", "patience"), ("changed
                    ("at_least_1db", ">= +1 dB"), ("below_minus_0_2db", "< -0.2 dB")]
 
 
-def _csv(kind: type) -> Any:
-    return lambda text: [kind(v) for v in text.split(",") if v.strip()]
-
-
 def traced_cells(path: Path) -> list[dict[str, Any]]:
     """The rows of ``path`` (an ``adapt.py --trace`` report) that carry a trace."""
     if not path.is_file():
@@ -79,8 +75,9 @@ def summarise(gains: list[float]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("trace", type=Path, help="an adapt.py --trace JSON report")
-    parser.add_argument("--min-gain", type=_csv(float), default=[0.0, 0.005, 0.01, 0.02, 0.05])
-    parser.add_argument("--patience", type=_csv(int),
+    parser.add_argument("--min-gain", type=_common.csv_of(float),
+                        default=[0.0, 0.005, 0.01, 0.02, 0.05])
+    parser.add_argument("--patience", type=_common.csv_of(int),
                         default=[AdaptOptions(steps=1).patience])
     parser.add_argument("--json-out", type=Path, default=None, help="also write the JSON here")
     parser.add_argument("--markdown", type=Path, default=None,
