@@ -319,9 +319,11 @@ def noise_free(args: argparse.Namespace) -> None:
     index = json.loads(index_path.read_text())
     names = [f["file"] for f in index["files"]]
     check_writable([*(out / n for n in names), out / "suite.json"], args.overwrite)
-    for name in names:
+    cleans = {}
+    for name in names:  # every reference first: a file that fails leaves nothing written
         _common.progress(f"{name}: noise-free reference")
-        clean = noiseless_target(suite / name, sources)
+        cleans[name] = noiseless_target(suite / name, sources)
+    for name, clean in cleans.items():
         with atomic_path(out / name, args.overwrite) as tmp:
             shutil.copyfile(suite / name, tmp)
             with h5py.File(tmp, "r+") as f:

@@ -375,9 +375,15 @@ def test_noise_free_suite_copy_swaps_only_the_reference(mini_suite, tmp_path) ->
     import h5py
 
     suite, sources, magnitude, record = mini_suite
+    out = tmp_path / "clean"
+    (suite / "suite.json").write_text(json.dumps({"suite": "generalisation.v1",
+                                                  "files": [record, {"file": "gone.h5"}]}))
+    with pytest.raises(subprocess.CalledProcessError) as missing:  # all or nothing
+        run("bench/generalisation.py", "noise-free", str(suite), str(out), "--sources",
+            str(sources))
+    assert "gone.h5" in missing.value.stderr and not list(out.glob("*"))
     (suite / "suite.json").write_text(json.dumps({"suite": "generalisation.v1",
                                                   "files": [record]}))
-    out = tmp_path / "clean"
     index = run("bench/generalisation.py", "noise-free", str(suite), str(out),
                 "--sources", str(sources))
     assert index["reference"] == "noise-free" and index["files"] == [record]
